@@ -162,3 +162,27 @@ fn support_prometheus_scrapes_and_evaluates_rules() {
     assert_eq!(result[0]["metric"]["job"], "healthprobe");
     assert_eq!(sample_values(&prom.query("up")), [1.0]);
 }
+
+#[test]
+fn support_postgres_kill_and_start_again_keeps_committed_data() {
+    let mut pg = Postgres::start();
+    pg.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (7)");
+    pg.kill();
+    pg.start_again();
+    assert_eq!(pg.psql("SELECT v FROM t").trim(), "7");
+}
+
+#[test]
+fn support_dockerd_kill_and_start_again() {
+    let mut d = Dockerd::start();
+    d.run_busybox("left-running", &[], &["sleep", "600"]);
+    d.kill();
+    // The killed daemon's containerd stays a zombie here; start_again must
+    // not wait for it, and the restored container is stopped promptly.
+    d.start_again();
+    let id = d.run_busybox("after-restart", &[], &["sleep", "600"]);
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", &id]),
+        "true"
+    );
+}

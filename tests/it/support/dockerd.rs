@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::process::{ServerProcess, at_exit, try_run, try_run_keeping_stdin};
+use super::process::{
+    ServerProcess, at_exit, remove_stale_pid_file, try_run, try_run_keeping_stdin,
+};
 use super::{READY_TIMEOUT, require_binary, shared_instance, tempdir};
 
 /// Tag of the image made by [`Dockerd::busybox_image`].
@@ -178,11 +180,14 @@ impl Dockerd {
         })
     }
 
-    /// `docker run -d --network none --name NAME [extra...] busybox CMD...`;
-    /// returns the container id.
+    /// `docker run -d --network none --init --name NAME [extra...] busybox
+    /// CMD...`; returns the container id. `--init` (tini as PID 1) makes the
+    /// container stop at once on SIGTERM instead of after the 10 s timeout
+    /// (`sleep` as PID 1 ignores SIGTERM), also when a restarted daemon stops
+    /// the containers a killed one left running.
     pub fn run_busybox(&self, name: &str, extra: &[&str], cmd: &[&str]) -> String {
         let image = self.busybox_image().to_string();
-        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+        let mut args = vec!["run", "-d", "--network", "none", "--init", "--name", name];
         args.extend_from_slice(extra);
         args.push(&image);
         args.extend_from_slice(cmd);
@@ -209,6 +214,10 @@ impl Dockerd {
     pub fn start_again(&mut self) {
         self.stop();
         let d = self.dir.path();
+        // After a kill, dockerd's containerd lingers as a zombie (nothing reaps
+        // orphans here) and a new dockerd would wait for it forever.
+        remove_stale_pid_file(&d.join("dockerd.pid"));
+        remove_stale_pid_file(&self.exec_root().join("containerd/containerd.pid"));
         let mut cmd = Command::new(require_binary("dockerd"));
         cmd.arg("--host")
             .arg(self.host())

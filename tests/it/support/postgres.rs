@@ -4,9 +4,9 @@
 //! `initdb` runs once per test binary into a template directory, which also
 //! gets the login role [`USER`] with [`PASSWORD`] (SCRAM) owning the database
 //! [`DATABASE`]. pg_hba: trust over the unix socket, scram-sha-256 over TCP.
-//! Each instance starts from a copy of the template. Durability settings are
-//! relaxed (fsync off): killing the server keeps the data, a machine crash
-//! would not.
+//! Each instance starts from a copy of the template. `fsync` is off: killing
+//! the server keeps committed data (it is in the OS page cache), a machine
+//! crash would not.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -112,7 +112,6 @@ fn server_command(data: &Path, socket_dir: &Path, port: u16, listen: &str) -> Co
     for setting in [
         "fsync=off",
         "full_page_writes=off",
-        "synchronous_commit=off",
         "shared_buffers=16MB",
         "max_connections=100",
         "logging_collector=off",

@@ -264,6 +264,33 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Whether `pid` names a live process: not gone and not a zombie. (PID 1 on
+/// this machine kind does not reap orphans, so `kill(pid, 0)` is not enough.)
+pub fn pid_is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Remove a pid file whose process is gone (or a zombie), so a server that
+/// checks it does not wait for a dead predecessor.
+pub fn remove_stale_pid_file(path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(pid) if pid_is_alive(pid) => {}
+        _ => {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// The last `lines` lines of a text file ("" if unreadable).
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();
