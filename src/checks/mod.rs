@@ -13,10 +13,12 @@ pub mod outcome;
 pub mod runner;
 
 pub mod command;
+pub mod docker;
 pub mod file;
 pub mod host;
 pub mod http;
 pub mod process;
+pub mod smtp;
 pub mod tcp;
 
 use std::future::Future;
@@ -235,4 +237,8 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// An SMTP server: banner, EHLO, STARTTLS or TLS, AUTH, QUIT (never sends mail).
+    smtp => Smtp(smtp::SmtpCheck),
+    /// The Docker engine (ping, version) and the state of selected containers.
+    docker => Docker(docker::DockerCheck),
 }
