@@ -241,10 +241,9 @@ impl Check for DockerCheck {
     fn build(spec: &DockerSpec, _ctx: &BuildContext) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let endpoint = match &spec.host {
-            Some(h) => parse_endpoint(h).map_err(|e| {
-                errors.push(FieldError::new("host", e.clone()));
-                e
-            }),
+            Some(h) => {
+                parse_endpoint(h).inspect_err(|e| errors.push(FieldError::new("host", e.clone())))
+            }
             // The environment is the agent's own: a DOCKER_HOST we cannot use
             // fails the runs (saying why), not the whole configuration.
             None => match std::env::var("DOCKER_HOST") {
@@ -557,8 +556,9 @@ fn problems(c: &Seen, previous: &HashMap<String, u64>, expect: &ContainerExpect)
     match expect.running {
         Some(true) if !c.running => {
             let mut t = format!("not running: {}", c.state_text());
-            if c.status == "restarting" || c.restart_count > 0 {
-                t.push_str(&format!(", restarted {} times", c.restart_count));
+            // Said once: the restart-count assertion below words it too.
+            if c.restart_count > 0 && expect.max_restart_count.is_none() {
+                t.push_str(&format!(", restarted {}", n(c.restart_count, "time")));
             }
             out.push(t);
         }
@@ -571,7 +571,10 @@ fn problems(c: &Seen, previous: &HashMap<String, u64>, expect: &ContainerExpect)
     {
         let mut t = format!("health is {h}");
         if h == "unhealthy" {
-            t.push_str(&format!(" ({} failed checks in a row", c.health_streak));
+            t.push_str(&format!(
+                " ({} in a row",
+                n(c.health_streak.max(0) as u64, "failed check")
+            ));
             if let Some(o) = &c.health_output {
                 t.push_str(&format!("; last: {o}"));
             }
@@ -582,7 +585,10 @@ fn problems(c: &Seen, previous: &HashMap<String, u64>, expect: &ContainerExpect)
     if let Some(max) = expect.max_restart_count
         && c.restart_count > max
     {
-        out.push(format!("restarted {} times (max {max})", c.restart_count));
+        out.push(format!(
+            "restarted {} (max {max})",
+            n(c.restart_count, "time")
+        ));
     }
     if let Some(max) = expect.max_restart_growth
         && let Some(before) = previous.get(&c.id)
@@ -590,7 +596,8 @@ fn problems(c: &Seen, previous: &HashMap<String, u64>, expect: &ContainerExpect)
         let growth = c.restart_count.saturating_sub(*before);
         if growth > max {
             out.push(format!(
-                "restarted {growth} times since the last run (max {max}; {} in all)",
+                "restarted {} since the last run (max {max}; {} in all)",
+                n(growth, "time"),
                 c.restart_count
             ));
         }
@@ -632,7 +639,7 @@ fn evaluate(
     selector: &Selector,
     spec: &ContainersSpec,
 ) -> Outcome {
-    let what = format!("containers {}", selector.describe());
+    let what = |count: usize| format!("{} {}", noun(count, "container"), selector.describe());
     let running = seen.iter().filter(|c| c.running).count();
     let counted = match spec.count {
         CountWhat::All => seen.len(),
@@ -672,7 +679,7 @@ fn evaluate(
         let (reason, msg) = if seen.is_empty() {
             (
                 Reason::NotFound,
-                format!("no {what} (expected at least {min})"),
+                format!("no {} (expected at least {min})", what(0)),
             )
         } else {
             let kind = match spec.count {
@@ -682,7 +689,8 @@ fn evaluate(
             (
                 Reason::AssertionFailed,
                 format!(
-                    "{counted}{kind} {what}, expected at least {min}: {}",
+                    "{counted}{kind} {}, expected at least {min}: {}",
+                    what(counted),
                     listing()
                 ),
             )
@@ -700,9 +708,10 @@ fn evaluate(
         return Outcome::fail(
             Reason::AssertionFailed,
             format!(
-                "{} of {} {what} failing: {}",
+                "{} of {} {} failing: {}",
                 failures.len(),
                 seen.len(),
+                what(seen.len()),
                 failures.join("; ")
             ),
         )
@@ -710,11 +719,29 @@ fn evaluate(
         .with_observations(obs);
     }
     let msg = if seen.is_empty() {
-        format!("no {what}, as allowed (min_count 0)")
+        format!("no {}, as allowed (min_count 0)", what(0))
     } else {
-        format!("{} {what} ({running} running): all as expected", seen.len())
+        format!(
+            "{} {} ({running} running): all as expected",
+            seen.len(),
+            what(seen.len())
+        )
     };
     Outcome::ok(msg).with_value(value).with_observations(obs)
+}
+
+/// `1 time`, `2 times`.
+fn n(count: u64, what: &str) -> String {
+    format!("{count} {}", noun(count as usize, what))
+}
+
+/// `container` or `containers`.
+fn noun(count: usize, what: &str) -> String {
+    if count == 1 {
+        what.to_string()
+    } else {
+        format!("{what}s")
+    }
 }
 
 /// Looks at the socket file before connecting, to say which of "missing",
@@ -1091,7 +1118,7 @@ mod tests {
         assert_eq!(o.value, Some(1.0));
         assert_eq!(
             o.message,
-            "1 running containers named `rt-*`, expected at least 2: rt-a running, rt-b exited (exit code 1)"
+            "1 running container named `rt-*`, expected at least 2: rt-a running, rt-b exited (exit code 1)"
         );
         let o = evaluate(&[], &HashMap::new(), &selector(), &spec);
         assert_eq!(o.reason, Reason::NotFound);
@@ -1136,8 +1163,8 @@ mod tests {
         let o = evaluate(&[c.clone()], &prev, &selector(), &spec);
         assert_eq!(
             o.message,
-            "1 of 1 containers named `rt-*` failing: rt-a: health is unhealthy (3 failed checks \
-             in a row; last: exit code 1), restarted 7 times (max 5), restarted 1 times since \
+            "1 of 1 container named `rt-*` failing: rt-a: health is unhealthy (3 failed checks \
+             in a row; last: exit code 1), restarted 7 times (max 5), restarted 1 time since \
              the last run (max 0; 7 in all), /var/run/docker.sock is not mounted (mounts: \
              /data/), no extra host host.docker.internal:host-gateway (--add-host; has: \
              db:10.0.0.1)"

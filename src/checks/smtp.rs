@@ -19,6 +19,10 @@
 //! `${env.MAIL_PASSWORD}` from the app's `.env`), are registered as secrets
 //! and never appear in messages or observations.
 
+// Every step returns `support::net::Failure` (reason, message and the
+// certificate when the handshake got that far); it is built once per run.
+#![allow(clippy::result_large_err)]
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -856,16 +860,16 @@ impl Session<'_> {
         let offered = ext.auth_mechanisms();
         let speaks = |m: &str| offered.iter().any(|o| o == m);
         if offered.is_empty() {
-            let hint = if self.mode == SmtpMode::Plain {
-                " (servers usually offer AUTH only over TLS: use `mode: starttls`)"
+            let when = if self.mode == SmtpMode::Plain {
+                " on a connection without TLS (servers usually offer AUTH only after \
+                 STARTTLS: use `mode: starttls`)"
             } else {
                 ""
             };
             return Err(Failure::new(
                 Reason::AssertionFailed,
                 format!(
-                    "the server does not offer AUTH {}{hint}; its EHLO lists: {}",
-                    self.after,
+                    "the server does not offer AUTH{when}; its EHLO lists: {}",
                     ext.list()
                 ),
             ));
