@@ -14,5 +14,7 @@
 //! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
 //! project's single test command is `tests/run`. The tests run as root.
 
+mod http;
 mod support;
 mod support_smoke;
+mod tcp;
