@@ -197,14 +197,16 @@ struct HeaderRule {
 
 /// A prepared `http` check.
 pub struct HttpCheck {
-    url: Url,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Prepared,
     follow_redirects: bool,
     tls: Option<TlsClient>,
     max_body: usize,
     family: IpFamily,
+    expect: Box<Expectations>,
+}
+
+/// The prepared `expect:` block.
+struct Expectations {
     status: Vec<u16>,
     header_rules: Vec<HeaderRule>,
     body_matches: Option<Regex>,
@@ -392,22 +394,26 @@ impl Check for HttpCheck {
         };
         match url {
             Some(url) if errors.is_empty() => Ok(HttpCheck {
-                url,
-                method,
-                headers,
-                body: Bytes::from(spec.body.clone().unwrap_or_default()),
+                request: Prepared {
+                    url,
+                    method,
+                    headers,
+                    body: Bytes::from(spec.body.clone().unwrap_or_default()),
+                },
                 follow_redirects: spec.follow_redirects,
                 tls,
                 max_body: spec.max_body_bytes as usize,
                 family: spec.ip_family,
-                status: e.status.clone(),
-                header_rules,
-                body_matches,
-                body_not_matches,
-                body_starts_with: e.body_starts_with.clone(),
-                json: e.json.clone(),
-                max_response_time: e.max_response_time.map(Dur::get),
-                cert_min_days: e.cert_min_days,
+                expect: Box::new(Expectations {
+                    status: e.status.clone(),
+                    header_rules,
+                    body_matches,
+                    body_not_matches,
+                    body_starts_with: e.body_starts_with.clone(),
+                    json: e.json.clone(),
+                    max_response_time: e.max_response_time.map(Dur::get),
+                    cert_min_days: e.cert_min_days,
+                }),
             }),
             _ => Err(errors),
         }
@@ -417,12 +423,7 @@ impl Check for HttpCheck {
         let deadline = net::soft_deadline(ctx.deadline);
         let started = Instant::now();
         let mut trace = Trace::new(ctx.debug);
-        let mut req = Prepared {
-            url: self.url.clone(),
-            method: self.method.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-        };
+        let mut req = self.request.clone();
         let mut redirects = 0usize;
         let head = loop {
             let head = match self.exchange(&req, &mut trace, deadline).await {
@@ -493,6 +494,7 @@ impl Check for HttpCheck {
 }
 
 /// The request of one hop.
+#[derive(Clone)]
 struct Prepared {
     url: Url,
     method: Method,
@@ -597,7 +599,7 @@ impl HttpCheck {
         let peer = conn.peer;
         let cert = conn.cert.clone();
         let with_cert = |mut f: Failure| {
-            f.cert = cert.clone();
+            f.cert = cert.clone().map(Box::new);
             f
         };
 
@@ -815,7 +817,7 @@ impl HttpCheck {
             )
         });
         if let Some(mut f) = failure {
-            f.cert = cert;
+            f.cert = cert.map(Box::new);
             return Err(f);
         }
         Ok(Received {
@@ -831,16 +833,16 @@ impl HttpCheck {
     fn judge(&self, r: &Received, total: Duration) -> Vec<String> {
         let mut out = Vec::new();
         let code = r.status.as_u16();
-        let status_ok = if self.status.is_empty() {
+        let status_ok = if self.expect.status.is_empty() {
             (200..=399).contains(&code)
         } else {
-            self.status.contains(&code)
+            self.expect.status.contains(&code)
         };
         if !status_ok {
-            let expected = if self.status.is_empty() {
+            let expected = if self.expect.status.is_empty() {
                 "200-399".to_string()
             } else {
-                let v: Vec<String> = self.status.iter().map(u16::to_string).collect();
+                let v: Vec<String> = self.expect.status.iter().map(u16::to_string).collect();
                 if v.len() == 1 {
                     v[0].clone()
                 } else {
@@ -870,7 +872,7 @@ impl HttpCheck {
     }
 
     fn judge_rest(&self, r: &Received, total: Duration, mut out: Vec<String>) -> Vec<String> {
-        for rule in &self.header_rules {
+        for rule in &self.expect.header_rules {
             if let Some(m) = header_violation(rule, &r.headers) {
                 out.push(m);
             }
@@ -880,7 +882,7 @@ impl HttpCheck {
         } else {
             String::new()
         };
-        if let Some(prefix) = &self.body_starts_with
+        if let Some(prefix) = &self.expect.body_starts_with
             && !r.body.starts_with(prefix.as_bytes())
         {
             out.push(format!(
@@ -889,9 +891,9 @@ impl HttpCheck {
                 excerpt(prefix.as_bytes(), 64)
             ));
         }
-        if self.body_matches.is_some() || self.body_not_matches.is_some() {
+        if self.expect.body_matches.is_some() || self.expect.body_not_matches.is_some() {
             let text = String::from_utf8_lossy(&r.body);
-            if let Some(re) = &self.body_matches
+            if let Some(re) = &self.expect.body_matches
                 && !re.is_match(&text)
             {
                 out.push(format!(
@@ -900,7 +902,7 @@ impl HttpCheck {
                     excerpt(&r.body, 80)
                 ));
             }
-            if let Some(re) = &self.body_not_matches
+            if let Some(re) = &self.expect.body_not_matches
                 && let Some(m) = re.find(&text)
             {
                 out.push(format!(
@@ -911,7 +913,7 @@ impl HttpCheck {
                 ));
             }
         }
-        if !self.json.is_empty() {
+        if !self.expect.json.is_empty() {
             match serde_json::from_slice::<serde_json::Value>(&r.body) {
                 Err(_) if r.truncated => out.push(format!(
                     "the body was cut at max_body_bytes ({} bytes) before its end, so its JSON cannot be read: raise max_body_bytes",
@@ -922,7 +924,7 @@ impl HttpCheck {
                     excerpt(&r.body, 80)
                 )),
                 Ok(doc) => {
-                    for j in &self.json {
+                    for j in &self.expect.json {
                         if let Some(m) = json_violation(j, &doc) {
                             out.push(m);
                         }
@@ -930,7 +932,7 @@ impl HttpCheck {
                 }
             }
         }
-        if let Some(max) = self.max_response_time
+        if let Some(max) = self.expect.max_response_time
             && total > max
         {
             out.push(format!(
@@ -939,7 +941,7 @@ impl HttpCheck {
                 Dur(max)
             ));
         }
-        if let Some(days) = self.cert_min_days {
+        if let Some(days) = self.expect.cert_min_days {
             match &r.cert {
                 Some(c) => {
                     if let Some(m) = c.expiry_violation(days, SystemTime::now()) {
@@ -1149,11 +1151,20 @@ fn response_failure(e: &hyper::Error, peer: std::net::SocketAddr, seen: &[u8]) -
     } else {
         format!("; it starts with `{}`", excerpt(seen, SEEN_BYTES))
     };
+    // Whatever hyper makes of it, an answer that does not start like an HTTP
+    // status line is not HTTP (an SSH banner, a database greeting, TLS).
+    let http_like = b"HTTP/".starts_with(&seen[..seen.len().min(5)]);
+    if !http_like {
+        return Failure::new(
+            Reason::ProtocolError,
+            format!("the answer from {peer} is not HTTP{starts}"),
+        );
+    }
     if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         return Failure::new(
             Reason::ProtocolError,
             format!(
-                "the answer from {peer} is not HTTP ({}){starts}",
+                "the answer from {peer} is not valid HTTP ({}){starts}",
                 net::error_chain(e)
             ),
         );
@@ -1257,6 +1268,7 @@ mod tests {
         ));
         HttpCheck::build(&s, &bctx())
             .unwrap_or_else(|_| panic!("bad rule"))
+            .expect
             .header_rules
             .remove(0)
     }

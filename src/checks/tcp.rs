@@ -170,7 +170,7 @@ impl Check for TcpCheck {
         let answer = match answer {
             Ok(a) => a,
             Err(mut f) => {
-                f.cert = conn.cert;
+                f.cert = conn.cert.map(Box::new);
                 return self.finish(Err(f), &mut trace);
             }
         };

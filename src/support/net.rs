@@ -75,7 +75,7 @@ impl IpFamily {
 pub struct Failure {
     pub reason: Reason,
     pub message: String,
-    pub cert: Option<CertInfo>,
+    pub cert: Option<Box<CertInfo>>,
 }
 
 impl Failure {

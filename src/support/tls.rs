@@ -562,11 +562,32 @@ fn explain(
                 "TLS certificate of `{name}`{label} is not valid yet (valid from {from}): check this host's clock"
             )
         }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            // Our own reading of the names first: rustls words them as
+            // `DnsName("...")`.
+            let presented = match (e, cert) {
+                (_, Some(c)) if !c.names.is_empty() => c.names.join(", "),
+                (CertificateError::NotValidForNameContext { presented, .. }, _)
+                    if !presented.is_empty() =>
+                {
+                    presented.join(", ")
+                }
+                (_, Some(c)) => c.label(),
+                _ => "other names".to_string(),
+            };
+            format!(
+                "TLS certificate name mismatch: the certificate is for {presented}, not for `{name}`; \
+                 connect by one of its names, or set tls.server_name"
+            )
+        }
+        // A self-signed leaf fails path building in several ways (unknown
+        // issuer, or a signature check against a root of the same name):
+        // all of them mean "self-signed" to a person.
+        _ if cert.is_some_and(|c| c.self_signed) => format!(
+            "TLS certificate of `{name}`{label} is self-signed, so not trusted by {trusted}: \
+             trust it with tls.ca_file, or set tls.verify: false"
+        ),
         CertificateError::UnknownIssuer => match cert {
-            Some(c) if c.self_signed => format!(
-                "TLS certificate of `{name}`{label} is self-signed, so not trusted by {trusted}: \
-                 trust it with tls.ca_file, or set tls.verify: false"
-            ),
             Some(c) => format!(
                 "TLS certificate of `{name}`{label} is signed by an unknown authority \
                  (issuer {}), not trusted by {trusted}: set tls.ca_file to that CA's certificate, \
@@ -577,22 +598,6 @@ fn explain(
                 "TLS certificate of `{name}` is signed by an unknown authority, not trusted by {trusted}"
             ),
         },
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            let presented = match (e, cert) {
-                (CertificateError::NotValidForNameContext { presented, .. }, _)
-                    if !presented.is_empty() =>
-                {
-                    presented.join(", ")
-                }
-                (_, Some(c)) if !c.names.is_empty() => c.names.join(", "),
-                (_, Some(c)) => c.label(),
-                _ => "other names".to_string(),
-            };
-            format!(
-                "TLS certificate name mismatch: the certificate is for {presented}, not for `{name}`; \
-                 connect by one of its names, or set tls.server_name"
-            )
-        }
         CertificateError::BadSignature => {
             format!("TLS certificate of `{name}`{label} has an invalid signature")
         }
@@ -609,19 +614,20 @@ fn explain(
 /// Turns a failed handshake into a [`Failure`] (`tls_error`, or the I/O
 /// reason when the connection itself broke).
 pub fn handshake_failure(e: &std::io::Error, peer: SocketAddr) -> Failure {
-    if let Some(inner) = e.get_ref() {
-        if let Some(re) = inner.downcast_ref::<rustls::Error>() {
-            if let rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(o))) = re
-                && let Some(v) = o.downcast_ref::<VerifyError>()
-            {
-                return Failure {
-                    reason: Reason::TlsError,
-                    message: v.message.clone(),
-                    cert: v.cert.clone(),
-                };
-            }
-            return Failure::new(Reason::TlsError, describe_error(re, peer));
+    if let Some(re) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        if let rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(o))) = re
+            && let Some(v) = o.downcast_ref::<VerifyError>()
+        {
+            return Failure {
+                reason: Reason::TlsError,
+                message: v.message.clone(),
+                cert: v.cert.clone().map(Box::new),
+            };
         }
+        return Failure::new(Reason::TlsError, describe_error(re, peer));
     }
     use std::io::ErrorKind as K;
     match e.kind() {

@@ -15,7 +15,9 @@
 //! project's single test command is `tests/run`. The tests run as root.
 
 mod docker;
+mod http;
 mod probes;
 mod smtp;
 mod support;
 mod support_smoke;
+mod tcp;
