@@ -19,3 +19,4 @@ mod support_smoke;
 
 mod config_errors;
 mod schema;
+mod e2e;

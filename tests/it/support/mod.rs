@@ -27,6 +27,7 @@
 //!   `tests/install-deps.sh`.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod certs;
 pub mod dockerd;
 pub mod http;
