@@ -12,7 +12,11 @@ use healthprobe::config::CheckMeta;
 use healthprobe::exposition::{self, SelfMetrics};
 use healthprobe::store::{RunRecord, Slot, Store};
 
-static PHASE: Family = Family { name: "healthprobe_http_phase_duration_seconds", help: "Time spent in each phase of the request.", kind: FamilyType::Gauge };
+static PHASE: Family = Family {
+    name: "healthprobe_http_phase_duration_seconds",
+    help: "Time spent in each phase of the request.",
+    kind: FamilyType::Gauge,
+};
 
 /// A store holding `n` checks, each with a result.
 pub fn store(n: usize) -> Store {
@@ -30,16 +34,28 @@ pub fn store(n: usize) -> Store {
                 timeout: Duration::from_secs(5),
                 source: String::new(),
             });
-            let mut outcome = if i % 4 == 1 { Outcome::fail(Reason::Timeout, "no answer") } else { Outcome::ok("200 OK") };
+            let mut outcome = if i % 4 == 1 {
+                Outcome::fail(Reason::Timeout, "no answer")
+            } else {
+                Outcome::ok("200 OK")
+            };
             outcome = outcome.with_value(0.0123 + i as f64 * 1e-6);
             if i % 4 == 3 {
                 let samples = ["resolve", "connect", "tls", "processing", "transfer"]
                     .iter()
-                    .map(|p| Sample { family: &PHASE, labels: vec![("phase", p.to_string())], value: 0.001 })
+                    .map(|p| Sample {
+                        family: &PHASE,
+                        labels: vec![("phase", p.to_string())],
+                        value: 0.001,
+                    })
                     .collect();
                 outcome = outcome.with_samples(samples);
             }
-            slot.record(RunRecord { outcome, started: SystemTime::now(), duration: Duration::from_millis(12) });
+            slot.record(RunRecord {
+                outcome,
+                started: SystemTime::now(),
+                duration: Duration::from_millis(12),
+            });
             Arc::new(slot)
         })
         .collect();
@@ -51,7 +67,9 @@ fn bench(c: &mut Criterion) {
     let metrics = SelfMetrics::new();
     let size = exposition::render(&store, &metrics).len();
     eprintln!("/metrics with 10,000 checks: {size} bytes");
-    c.bench_function("render /metrics, 10k checks", |b| b.iter(|| black_box(exposition::render(&store, &metrics))));
+    c.bench_function("render /metrics, 10k checks", |b| {
+        b.iter(|| black_box(exposition::render(&store, &metrics)))
+    });
 }
 
 criterion_group! {

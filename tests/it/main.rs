@@ -20,3 +20,5 @@ mod support_smoke;
 mod config_errors;
 mod schema;
 // mod e2e; (enabled once the http, file and command kinds land)
+mod server;
+// mod cli; (enabled once the file kind lands)

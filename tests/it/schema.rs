@@ -7,9 +7,14 @@ use std::path::Path;
 #[test]
 fn committed_schema_matches_the_config_types() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks/schema.json");
-    let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("checks/schema.json exists")).expect("valid JSON");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("checks/schema.json exists"))
+            .expect("valid JSON");
     let generated = healthprobe::config::pack_schema();
-    assert!(committed == generated, "checks/schema.json is stale: run `cargo run -q -- schema > checks/schema.json`");
+    assert!(
+        committed == generated,
+        "checks/schema.json is stale: run `cargo run -q -- schema > checks/schema.json`"
+    );
 }
 
 #[test]
@@ -17,7 +22,14 @@ fn schema_describes_every_kind_and_rejects_unknown_fields() {
     let schema = healthprobe::config::pack_schema();
     let text = schema.to_string();
     for kind in healthprobe::checks::KindName::ALL {
-        assert!(text.contains(&format!("\"{}\"", kind.as_str())), "schema mentions kind {}", kind.as_str());
+        assert!(
+            text.contains(&format!("\"{}\"", kind.as_str())),
+            "schema mentions kind {}",
+            kind.as_str()
+        );
     }
-    assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false));
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
 }

@@ -29,7 +29,10 @@ impl AgentProcess {
         let dir = tempdir("agent");
         let port = free_port();
         let mut cmd = Command::new(binary());
-        cmd.arg("run").arg("--listen").arg(format!("127.0.0.1:{port}")).args(args);
+        cmd.arg("run")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args);
         cmd.env_remove("HEALTHPROBE_CONFIG");
         for (k, v) in env {
             cmd.env(k, v);
@@ -41,7 +44,11 @@ impl AgentProcess {
             Ok(r) => Err(format!("status {}", r.status)),
             Err(e) => Err(e.to_string()),
         });
-        AgentProcess { proc, port, _dir: dir }
+        AgentProcess {
+            proc,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -60,7 +67,8 @@ impl AgentProcess {
 
     /// GET a path of the agent.
     pub fn get(&self, path: &str) -> http::HttpResponse {
-        http::get(&format!("{}{path}", self.url())).unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log_tail(30)))
+        http::get(&format!("{}{path}", self.url()))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.log_tail(30)))
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
