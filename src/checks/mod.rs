@@ -14,6 +14,7 @@ pub mod runner;
 
 pub mod command;
 pub mod file;
+pub mod heartbeat;
 pub mod host;
 pub mod http;
 pub mod process;
@@ -246,4 +247,6 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// A beat pushed by a job (`POST /push/PACK/NAME`) within its period.
+    heartbeat => Heartbeat(heartbeat::HeartbeatCheck),
 }

@@ -22,3 +22,4 @@ mod schema;
 // mod e2e; (enabled once the http, file and command kinds land)
 mod server;
 // mod cli; (enabled once the file kind lands)
+mod heartbeat;
