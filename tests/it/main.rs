@@ -23,3 +23,4 @@ mod schema;
 mod server;
 // mod cli; (enabled once the file kind lands)
 mod heartbeat;
+mod reload;
