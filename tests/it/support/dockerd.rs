@@ -84,7 +84,7 @@ impl Dockerd {
         self.dir.path().join("docker.sock")
     }
 
-    /// `unix:///tmp/hp-dockerd-XXXXXX/docker.sock`, for `DOCKER_HOST`.
+    /// `unix://<dir>/docker.sock`, for `DOCKER_HOST`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket_path().display())
     }
