@@ -57,7 +57,7 @@ else
   log "Debian packages: all present"
 fi
 
-VENV=${HP_VENV:-$HOME/.cache/healthprobe/venv}
+VENV=${HP_VENV:-${HOME:-/root}/.cache/healthprobe/venv}
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$PY_IMPORTS" 2>/dev/null; then
   log "Python venv $VENV: ready"
 else

@@ -212,6 +212,29 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
+/// The venv's python after checking (once per module) that `module` imports;
+/// panics with a pointer to `tests/install-deps.sh` otherwise.
+pub fn venv_python_with(module: &str) -> PathBuf {
+    static CHECKED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let python = venv_python();
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if !checked.contains(module) {
+        let ok = process::output_with_timeout(
+            std::process::Command::new(&python).args(["-c", &format!("import {module}")]),
+            Duration::from_secs(60),
+        )
+        .is_ok_and(|o| o.status.success());
+        if !ok {
+            missing(&format!(
+                "the Python module `{module}` in the venv {}",
+                venv_dir().display()
+            ));
+        }
+        checked.insert(module.to_string());
+    }
+    python
+}
+
 /// Directory of this file's siblings (e.g. `smtp_server.py`).
 pub fn support_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support")
