@@ -1,1 +1,268 @@
-fn main() {}
+//! The `healthprobe` binary: parses the command line and runs one verb.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use healthprobe::agent::Agent;
+use healthprobe::checks::runner::execute;
+use healthprobe::cli::{Cli, Command, Common, Format, LogFormat};
+use healthprobe::config::{self, Loaded, Options};
+use healthprobe::report;
+use healthprobe::view::{CheckView, State};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.common);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("healthprobe: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+fn init_logging(common: &Common) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&common.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match common.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn options(common: &Common, listen: Option<String>) -> Options {
+    Options {
+        config: common.config.clone(),
+        checks_dirs: common.checks.clone(),
+        packs: common.pack.clone(),
+        vars: common.var.clone(),
+        listen,
+        no_builtin: false,
+    }
+}
+
+/// Loads the config or prints every error (exit code 2).
+fn load_or_report(opts: &Options) -> Result<Loaded, ExitCode> {
+    config::load(opts).map_err(|errors| {
+        let mut err = std::io::stderr().lock();
+        for e in &errors.0 {
+            let _ = writeln!(err, "{}", healthprobe::redact::redact(&e.to_string()));
+        }
+        let _ = writeln!(
+            err,
+            "healthprobe: {} configuration error{} found",
+            errors.0.len(),
+            if errors.0.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::from(2)
+    })
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    let common = cli.common;
+    match cli.command {
+        Command::Run { listen } => match load_or_report(&options(&common, listen)) {
+            Ok(loaded) => run(loaded).await,
+            Err(code) => code,
+        },
+        Command::Check { format, verbose } => match load_or_report(&options(&common, None)) {
+            Ok(loaded) => check(loaded, &common.pack, format, verbose).await,
+            Err(code) => code,
+        },
+        Command::Validate => match load_or_report(&options(&common, None)) {
+            Ok(loaded) => {
+                let packs = loaded.packs.iter().filter(|p| p.enabled).count();
+                println!(
+                    "Config is valid: {} pack{} enabled, {} check{} scheduled, {} switched off.",
+                    packs,
+                    plural(packs),
+                    loaded.checks.len(),
+                    plural(loaded.checks.len()),
+                    loaded.skipped.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::List { format } => match load_or_report(&options(&common, None)) {
+            Ok(loaded) => list(&loaded, &common.pack, format),
+            Err(code) => code,
+        },
+        Command::Schema { agent } => {
+            let schema = if agent {
+                config::agent_schema()
+            } else {
+                config::pack_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+async fn run(loaded: Loaded) -> ExitCode {
+    let listen = loaded.listen.clone();
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("healthprobe: cannot listen on {listen}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let checks = loaded.checks.len();
+    let agent = Agent::new(loaded);
+    agent.start();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or(listen);
+    tracing::info!(address = %local, checks, "healthprobe is listening; metrics at http://{local}/metrics");
+    let server = tokio::spawn(healthprobe::server::serve(
+        listener,
+        agent.clone(),
+        agent.stop_token(),
+    ));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    agent.shutdown().await;
+    let _ = server.await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn check(loaded: Loaded, only: &[String], format: Format, verbose: bool) -> ExitCode {
+    let titles: BTreeMap<String, String> = loaded
+        .packs
+        .iter()
+        .map(|p| (p.name.clone(), p.title.clone()))
+        .collect();
+    let checks: Vec<_> = loaded
+        .checks
+        .into_iter()
+        .filter(|c| only.is_empty() || only.contains(&c.meta.pack))
+        .collect();
+    let total = checks.len();
+    let progress = std::io::stderr().is_terminal() && format == Format::Text;
+    let sem = Arc::new(tokio::sync::Semaphore::new(loaded.concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for c in checks {
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let probe = Arc::new(c.probe);
+            let record = execute(probe, c.meta.timeout, verbose).await;
+            CheckView::of(&c.meta, Some(&record))
+        });
+    }
+    let mut views = Vec::with_capacity(total);
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(v) => views.push(v),
+            Err(e) => tracing::error!(error = %e, "a check task failed"),
+        }
+        if progress {
+            eprint!("\r\x1b[2Kchecking... {}/{total}", views.len());
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    views.sort_by_key(CheckView::sort_key);
+    let failed = views.iter().any(|v| v.state == State::Failing);
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Json => report::json(&views, &mut out),
+        Format::Text => report::text(&views, &titles, report::Style::detect(), verbose, &mut out),
+    };
+    if written.is_err() {
+        return ExitCode::from(2);
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
+    let shown = |pack: &str| only.is_empty() || only.iter().any(|p| p == pack);
+    if format == Format::Json {
+        let packs: Vec<_> = loaded.packs.iter().filter(|p| shown(&p.name)).map(|p| {
+            serde_json::json!({
+                "pack": p.name, "title": p.title, "guide": p.guide, "source": p.source, "enabled": p.enabled,
+                "checks": loaded.checks.iter().filter(|c| c.meta.pack == p.name).map(|c| serde_json::json!({
+                    "name": c.meta.name, "kind": c.meta.kind.as_str(), "interval_seconds": c.meta.interval.as_secs_f64(),
+                    "timeout_seconds": c.meta.timeout.as_secs_f64(), "severity": c.meta.severity.as_str(), "title": c.meta.title,
+                })).collect::<Vec<_>>(),
+                "skipped": loaded.skipped.iter().filter(|s| s.pack == p.name).map(|s| serde_json::json!({"name": s.name, "why": s.why})).collect::<Vec<_>>(),
+            })
+        }).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&packs).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for p in loaded.packs.iter().filter(|p| shown(&p.name)) {
+        let state = if p.enabled {
+            "enabled"
+        } else {
+            "available (enable with --pack or in the config)"
+        };
+        println!(
+            "{} - {} [{}]\n  from {}",
+            p.name,
+            if p.title.is_empty() { "-" } else { &p.title },
+            state,
+            p.source
+        );
+        for c in loaded.checks.iter().filter(|c| c.meta.pack == p.name) {
+            println!(
+                "  {:<28} {:<8} every {:<6} {:<8} {}",
+                c.meta.name,
+                c.meta.kind.as_str(),
+                humantime::format_duration(c.meta.interval).to_string(),
+                c.meta.severity.as_str(),
+                c.meta.title
+            );
+        }
+        for s in loaded.skipped.iter().filter(|s| s.pack == p.name) {
+            println!("  {:<28} off: {}", s.name, s.why);
+        }
+        println!();
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,255 @@
+//! The HTTP server (hyper): `/metrics`, `/-/healthy`, `/-/ready`,
+//! `/api/v1/checks`, `/probe` and the status page at `/`.
+//!
+//! Requests are small and bounded: headers must arrive within
+//! [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`], request bodies are not
+//! read beyond [`MAX_BODY_BYTES`], and every response is built from the store
+//! without waiting on a scheduled probe.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::exposition;
+use crate::view::CheckView;
+
+/// Time allowed for a client to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+type Body = Full<Bytes>;
+
+/// Serves until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, agent: Arc<Agent>, stop: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let agent = agent.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let agent = agent.clone();
+                async move { Ok::<_, Infallible>(route(&agent, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES.max(8192))
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+/// Dispatches one request.
+pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    match path.as_str() {
+        "/metrics" if get => {
+            let body = exposition::render(&agent.store, &agent.metrics);
+            respond(StatusCode::OK, exposition::CONTENT_TYPE, body)
+        }
+        "/-/healthy" if get => text(StatusCode::OK, "Healthy\n"),
+        "/-/ready" if get => {
+            if agent.is_ready() {
+                text(StatusCode::OK, "Ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
+            }
+        }
+        "/api/v1/checks" if get => {
+            let mut views: Vec<CheckView> = agent
+                .store
+                .slots()
+                .iter()
+                .map(|s| CheckView::of_slot(s))
+                .collect();
+            views.sort_by_key(CheckView::sort_key);
+            let body = serde_json::to_vec_pretty(&serde_json::json!({ "checks": views }))
+                .unwrap_or_default();
+            respond(StatusCode::OK, "application/json", body)
+        }
+        "/probe" if get => probe(agent, &query).await,
+        "/" if get => {
+            let mut views: Vec<CheckView> = agent
+                .store
+                .slots()
+                .iter()
+                .map(|s| CheckView::of_slot(s))
+                .collect();
+            views.sort_by_key(CheckView::sort_key);
+            respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                crate::status_page::render(&views).into_bytes(),
+            )
+        }
+        "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/checks" | "/probe" | "/" => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        _ => {
+            // Drain a bounded body so keep-alive connections stay usable.
+            let _ = Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await;
+            text(
+                StatusCode::NOT_FOUND,
+                "Not found: see / for the status page, /metrics for metrics\n",
+            )
+        }
+    }
+}
+
+/// `/probe?check=PACK/NAME[&debug=true]`: runs one configured check now.
+async fn probe(agent: &Agent, query: &str) -> Response<Body> {
+    let params = parse_query(query);
+    let Some(id) = params
+        .iter()
+        .find(|(k, _)| k == "check")
+        .map(|(_, v)| v.clone())
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Missing `check` parameter: /probe?check=PACK/NAME\n",
+        );
+    };
+    let debug = params.iter().any(|(k, v)| k == "debug" && v == "true");
+    let Some((slot, record)) = agent.probe_now(&id, debug).await else {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "No check `{}` is configured (see /api/v1/checks)\n",
+                crate::redact::redact(&id)
+            ),
+        );
+    };
+    let mut out = Vec::new();
+    if debug {
+        out.extend_from_slice(
+            format!("Probe of {} ({})\n", id, slot.meta.kind.as_str()).as_bytes(),
+        );
+        for o in &record.outcome.observations {
+            out.extend_from_slice(crate::redact::redact(o).as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(
+            format!(
+                "Result: {} ({}): {}\n\nMetrics that would be returned:\n",
+                if record.outcome.success() {
+                    "success"
+                } else {
+                    "failure"
+                },
+                record.outcome.reason,
+                crate::redact::redact(&record.outcome.message)
+            )
+            .as_bytes(),
+        );
+    }
+    exposition::checks::render_probe(&slot, &record, &mut out);
+    respond(StatusCode::OK, exposition::CONTENT_TYPE, out)
+}
+
+/// Splits and percent-decodes a query string.
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_queries() {
+        assert_eq!(
+            parse_query("check=a%2Fb&debug=true"),
+            vec![
+                ("check".into(), "a/b".into()),
+                ("debug".into(), "true".into())
+            ]
+        );
+        assert_eq!(parse_query("x=%zz%4"), vec![("x".into(), "%zz%4".into())]);
+        assert_eq!(parse_query("x=a+b%20c"), vec![("x".into(), "a b c".into())]);
+    }
+}

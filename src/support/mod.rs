@@ -1,0 +1,4 @@
+//! Helpers shared by several check kinds (users, TLS, run-as), so that no kind
+//! repeats another.
+
+pub mod users;
