@@ -30,12 +30,7 @@ pub async fn reload_triggers(agent: Arc<Agent>, paths: Vec<PathBuf>) {
             }
             Some(()) = rx.recv() => {
                 // Let the burst of events settle.
-                loop {
-                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        _ => break,
-                    }
-                }
+                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
                 tracing::info!("configuration files changed: reloading");
             }
         }
