@@ -16,6 +16,18 @@ use healthprobe::view::{CheckView, State};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.common);
+    // A panicking check becomes an `internal_error` result (see the runner);
+    // here it is also logged once, through the redacting logger.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(at, "panic: {}", healthprobe::redact::redact(&what));
+    }));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
