@@ -19,10 +19,6 @@
 //! `${env.MAIL_PASSWORD}` from the app's `.env`), are registered as secrets
 //! and never appear in messages or observations.
 
-// Every step returns `support::net::Failure` (reason, message and the
-// certificate when the handshake got that far); it is built once per run.
-#![allow(clippy::result_large_err)]
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -246,7 +242,7 @@ impl Check for SmtpCheck {
             Ok(message) => Outcome::ok(message),
             Err(f) => {
                 if cert.is_none() {
-                    cert = f.cert;
+                    cert = f.cert.map(|c| *c);
                 }
                 Outcome::fail(f.reason, f.message)
             }
@@ -416,7 +412,7 @@ impl SmtpCheck {
                 return Err(Failure {
                     reason: Reason::AssertionFailed,
                     message: v,
-                    cert: Some(c.clone()),
+                    cert: Some(Box::new(c.clone())),
                 });
             }
             parts.push(format!(

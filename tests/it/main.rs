@@ -21,3 +21,11 @@ mod smtp;
 mod support;
 mod support_smoke;
 mod tcp;
+
+mod config_errors;
+mod schema;
+// mod e2e; (enabled once the http, file and command kinds land)
+mod server;
+// mod cli; (enabled once the file kind lands)
+mod heartbeat;
+mod reload;
