@@ -455,6 +455,15 @@ async fn docker_daemon_permissions_hang_kill_stop_and_recovery() {
     let pid = d.pid().unwrap() as i32;
     // SAFETY: signals to the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // The signal is delivered asynchronously: wait until it has stopped.
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T')))
+    };
+    let t = Instant::now();
+    while !stopped() && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let o = c.run().await;
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
