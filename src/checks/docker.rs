@@ -15,7 +15,8 @@
 //! or label and asserts on each one (running, healthy, restart count and its
 //! growth since the previous run, mounts, extra hosts). The restart counts of
 //! the previous run are kept in the check, so growth is measured between two
-//! runs of the same loaded check (a reload starts over).
+//! runs of the same check (a reload keeps it for an unchanged check; a
+//! changed one starts over).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
