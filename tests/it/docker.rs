@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use healthprobe::checks::Reason;
 
 use crate::probes::{
-    BinaryRun, blocking, build, build_errors, expect, run_binary, run_once, sample,
+    BinaryRun, blocking, build, build_errors, expect, run_binary, run_once, sample, wait_state,
 };
+use crate::support::agent::AgentProcess;
 use crate::support::dockerd::Dockerd;
 use crate::support::unique_name;
 
@@ -494,4 +495,52 @@ async fn docker_daemon_permissions_hang_kill_stop_and_recovery() {
     let _d = blocking(d, Dockerd::start_again).await;
     let o = c.run().await;
     assert_eq!(o.reason, Reason::Ok, "{}", o.message);
+}
+
+/// Through the real agent: the engine's version as `healthprobe_docker_info`
+/// and the container count as the check's value; the check turns failing
+/// within one interval plus its timeout once its container stops.
+#[test]
+fn docker_through_the_agent_exports_info_and_follows_a_container() {
+    let d = Dockerd::shared();
+    d.busybox_image();
+    let name = unique_name("hp-agent");
+    d.run_busybox(&name, &[], &["sleep", "600"]);
+    let dir = crate::support::tempdir("docker-pack");
+    std::fs::write(
+        dir.path().join("ops.yaml"),
+        format!(
+            "pack: ops\nchecks:\n  - name: app\n    kind: docker\n    interval: 2s\n    \
+             timeout: 2s\n    docker:\n      host: {}\n      containers: {{ name: {name}, \
+             expect: {{ running: true }} }}\n",
+            d.host()
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start(&["--checks", dir.path().to_str().unwrap()]);
+    let passing = wait_state(&agent, "app", "passing", Duration::from_secs(10));
+    assert_eq!(passing["value"], 1.0, "{passing}");
+    let version = d.docker(&["version", "--format", "{{.Server.Version}}"]);
+    let metrics = agent.get("/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("healthprobe_docker_info{")
+                && l.contains(&format!("version=\"{version}\""))
+                && l.ends_with(" 1")),
+        "no docker_info in /metrics:\n{metrics}"
+    );
+
+    d.docker(&["stop", "-t", "0", &name]);
+    let failing = wait_state(&agent, "app", "failing", Duration::from_secs(2 + 2 + 1));
+    assert_eq!(failing["reason"], "assertion_failed", "{failing}");
+    assert!(
+        failing["message"]
+            .as_str()
+            .unwrap()
+            .contains("not running: exited"),
+        "{failing}"
+    );
+    d.docker(&["start", &name]);
+    wait_state(&agent, "app", "passing", Duration::from_secs(2 + 2 + 1));
 }

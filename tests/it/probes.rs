@@ -204,3 +204,30 @@ pub async fn blocking<T: Send + 'static>(mut server: T, f: fn(&mut T)) -> T {
     .await
     .unwrap()
 }
+
+/// Polls the agent's `/api/v1/checks` until the check `name` is in `state`
+/// (`passing`, `failing`) and returns its JSON; panics after `within`.
+pub fn wait_state(
+    agent: &crate::support::agent::AgentProcess,
+    name: &str,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let api = agent.get("/api/v1/checks").json();
+        let check = api["checks"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_default();
+        if check["state"] == state {
+            return check;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{name} not {state} within {within:?}: {check}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

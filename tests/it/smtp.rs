@@ -12,10 +12,12 @@ use tokio::net::TcpListener;
 
 use crate::probes::{
     BinaryRun, all_text, blocking, build, build_errors, expect, run_binary, run_once, sample,
+    wait_state,
 };
+use crate::support::agent::AgentProcess;
 use crate::support::certs::{Certs, KeyPair};
-use crate::support::free_port;
 use crate::support::smtp::{Smtp, SmtpMode, SmtpOptions};
+use crate::support::{free_port, tempdir};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Corr3ct-H0rse-canary";
@@ -406,4 +408,62 @@ fn smtp_bad_blocks_are_refused_with_their_paths() {
     );
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["smtp.tls", "smtp.auth"]);
+}
+
+/// Through the real agent: a scheduled check turns failing within one
+/// interval plus its timeout after the server dies, recovers after it comes
+/// back, exports its samples, and the password shows nowhere.
+#[test]
+fn smtp_through_the_agent_fails_within_interval_plus_timeout_and_recovers() {
+    let mut server = Smtp::start(tls_server(&Certs::shared().leaf));
+    let dir = tempdir("smtp-pack");
+    std::fs::write(
+        dir.path().join("mail.yaml"),
+        format!(
+            "pack: mail\nchecks:\n  - name: relay\n    kind: smtp\n    interval: 2s\n    \
+             timeout: 2s\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      \
+             tls: {{ ca_file: {} }}\n      auth: {{ username: {USER}, password_env: \
+             HP_TEST_SMTP_PW }}\n",
+            server.port(),
+            Certs::shared().ca.cert.display()
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start_with_env(
+        &["--checks", dir.path().to_str().unwrap()],
+        &[("HP_TEST_SMTP_PW", PASSWORD)],
+    );
+    let bound = Duration::from_secs(2 + 2 + 1);
+    wait_state(&agent, "relay", "passing", Duration::from_secs(10));
+    let metrics = agent.get("/metrics").text();
+    for want in [
+        "healthprobe_smtp_step_duration_seconds{",
+        "step=\"starttls\"",
+        "step=\"auth\"",
+        "healthprobe_tls_cert_not_after_timestamp_seconds{",
+    ] {
+        assert!(metrics.contains(want), "no {want} in /metrics:\n{metrics}");
+    }
+
+    server.kill();
+    let failing = wait_state(&agent, "relay", "failing", bound);
+    assert_eq!(failing["reason"], "connection_refused", "{failing}");
+    server.start_again();
+    wait_state(&agent, "relay", "passing", bound);
+
+    for path in [
+        "/metrics",
+        "/api/v1/checks",
+        "/",
+        "/probe?check=mail/relay&debug=true",
+    ] {
+        assert!(
+            !agent.get(path).text().contains(PASSWORD),
+            "{path} leaks the password"
+        );
+    }
+    assert!(
+        !agent.log_tail(500).contains(PASSWORD),
+        "the log leaks the password"
+    );
 }
