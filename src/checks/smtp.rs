@@ -282,7 +282,12 @@ fn credentials(a: &AuthSpec) -> Result<Credentials, FieldError> {
         })?,
         (None, Some(p)) => p.clone(),
     };
+    // The password, and the base64 forms it travels in (a server that echoes
+    // them in an error line is caught by the redaction of every output).
+    let b64 = base64::engine::general_purpose::STANDARD;
     crate::redact::register(&password);
+    crate::redact::register(&b64.encode(&password));
+    crate::redact::register(&b64.encode(format!("\0{}\0{password}", a.username)));
     Ok(Credentials {
         username: a.username.clone(),
         password,
@@ -1135,5 +1140,8 @@ mod tests {
             crate::redact::redact("said sw0rdfish-canary"),
             "said <redacted>"
         );
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let token = b64.encode("\0u\0sw0rdfish-canary");
+        assert_eq!(crate::redact::redact(&token), "<redacted>");
     }
 }
