@@ -347,7 +347,7 @@ impl Check for HttpCheck {
                 errors.push(FieldError::new(
                     format!("expect.json[{i}].pointer"),
                     format!(
-                        "`{}` is not a JSON pointer: it starts with `/` (e.g. `/{}`)",
+                        "`{}` is not a JSON pointer: a pointer starts with `/` (write `/{}`)",
                         j.pointer, j.pointer
                     ),
                 ));
@@ -623,16 +623,17 @@ impl HttpCheck {
         }));
 
         let request = self.request(req, &host, port).map_err(with_cert)?;
-        trace.note(|| {
-            let mut s = format!(
+        trace.notes(|| {
+            let line = format!(
                 "> {} {} HTTP/1.1",
                 request.method(),
                 redact(&request.uri().to_string())
             );
-            for (k, v) in request.headers() {
-                s.push_str(&format!("\n> {k}: {}", shown_value(k, v)));
-            }
-            s
+            let headers = request
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("> {k}: {}", shown_value(k, v)));
+            std::iter::once(line).chain(headers).collect()
         });
         let t = Instant::now();
         let sent = tokio::time::timeout_at(deadline, async {
@@ -658,17 +659,18 @@ impl HttpCheck {
             Ok(Ok(r)) => r,
         };
         let (parts, body) = response.into_parts();
-        trace.note(|| {
-            let mut s = format!(
+        trace.notes(|| {
+            let line = format!(
                 "< {:?} {} (headers after {})",
                 parts.version,
                 status_text(parts.status),
                 secs(t.elapsed())
             );
-            for (k, v) in &parts.headers {
-                s.push_str(&format!("\n< {k}: {}", shown_value(k, v)));
-            }
-            s
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(k, v)| format!("< {k}: {}", shown_value(k, v)));
+            std::iter::once(line).chain(headers).collect()
         });
         Ok(Head {
             status: parts.status,
