@@ -181,10 +181,16 @@ pub struct JsonExpect {
     /// A JSON pointer (RFC 6901) to the field: `/status`, `/checks/0/ok`.
     pub pointer: String,
     /// The value the field must have, written as a scalar (`ok`, `200`,
-    /// `true`, `null`); objects and arrays compare as compact JSON. Without
-    /// it, the field must only exist.
+    /// `true`; `"null"` quoted for JSON null); objects and arrays compare as
+    /// compact JSON. Without it, the field must only exist.
     #[serde(default)]
+    #[schemars(schema_with = "scalar_schema")]
     pub equals: Option<String>,
+}
+
+/// `equals:` takes any YAML scalar (read as text), which editors should accept.
+fn scalar_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["string", "number", "boolean", "null"] })
 }
 
 struct HeaderRule {
@@ -379,6 +385,12 @@ impl Check for HttpCheck {
             errors.push(FieldError::new(
                 "expect.cert_min_days",
                 "the URL is not https://, so there is no certificate to check",
+            ));
+        }
+        if url.is_some() && !https && !spec.follow_redirects && spec.tls != TlsOptions::default() {
+            errors.push(FieldError::new(
+                "tls",
+                "TLS options apply to https:// URLs, and this one is http://",
             ));
         }
         let tls = if https || spec.follow_redirects {
@@ -1338,6 +1350,9 @@ mod tests {
         let s = spec("{url: 'http://x/', expect: {cert_min_days: 20}}");
         let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
         assert_eq!(errs[0].path, "expect.cert_min_days");
+        let s = spec("{url: 'http://x/', tls: {verify: false}}");
+        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        assert_eq!(errs[0].path, "tls");
     }
 
     #[test]
