@@ -2,5 +2,6 @@
 
 mod command;
 mod file;
+mod host;
 mod probe_util;
 mod process;
