@@ -328,7 +328,7 @@ fn without_setuid_capabilities_the_agent_says_so() {
     .unwrap();
     chmod(&packs, 0o755);
     chmod(&packs.join("t.yaml"), 0o644);
-    let out = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+    let out = Command::new(crate::support::agent::binary())
         .args(["check", "--format", "json", "--checks"])
         .arg(&packs)
         .uid(other.uid)
