@@ -17,10 +17,15 @@
 mod support;
 mod support_smoke;
 
+mod cli;
+mod command;
 mod config_errors;
-mod schema;
-// mod e2e; (enabled once the http, file and command kinds land)
-mod server;
-// mod cli; (enabled once the file kind lands)
+// mod e2e; (enabled once the http kind lands)
+mod file;
 mod heartbeat;
+mod host;
+mod probe_util;
+mod process;
 mod reload;
+mod schema;
+mod server;
