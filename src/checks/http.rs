@@ -1264,27 +1264,16 @@ impl AsyncWrite for Recorder {
 mod tests {
     use super::*;
 
-    fn spec(yaml: &str) -> HttpSpec {
-        let node = crate::config::yaml::parse(yaml).unwrap().unwrap();
-        crate::config::yaml::from_node(&node, "http", &|s: &str| Ok(s.to_string())).unwrap()
-    }
-
-    fn bctx() -> BuildContext {
-        BuildContext {
-            timeout: Duration::from_secs(5),
-            pack_dir: None,
-        }
-    }
+    use crate::support::testing::{build, build_errors};
 
     fn rule(yaml: &str) -> HeaderRule {
-        let s = spec(&format!(
+        build::<HttpCheck>(&format!(
             "{{url: 'http://x/', expect: {{headers: [{yaml}]}}}}"
-        ));
-        HttpCheck::build(&s, &bctx())
-            .unwrap_or_else(|_| panic!("bad rule"))
-            .expect
-            .header_rules
-            .remove(0)
+        ))
+        .unwrap_or_else(|_| panic!("bad rule"))
+        .expect
+        .header_rules
+        .remove(0)
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -1300,7 +1289,11 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = spec("{url: 'https://x/'}");
+        let node = crate::config::yaml::parse("{url: 'https://x/'}")
+            .unwrap()
+            .unwrap();
+        let s: HttpSpec =
+            crate::config::yaml::from_node(&node, "", &|t| Ok(t.to_string())).unwrap();
         assert_eq!(s.method, "GET");
         assert!(!s.follow_redirects);
         assert_eq!(s.max_body_bytes, 1 << 20);
@@ -1310,13 +1303,11 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_with_its_path() {
-        let s = spec(
+        let (errs, paths) = build_errors::<HttpCheck>(
             r#"{url: "ftp://x/", method: "GE T", headers: {"Bad Name": x},
                 expect: {status: [700], headers: [{name: X, absent: true, matches: a}, {name: Y, not_matches: "("}],
                          body_matches: "[", json: [{pointer: status}], max_response_time: 10s}}"#,
         );
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
-        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -1340,18 +1331,15 @@ mod tests {
 
     #[test]
     fn urls_in_errors_are_redacted_and_credentials_refused() {
-        let s = spec("{url: 'http://[bad/?secret=hunter22'}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://[bad/?secret=hunter22'}");
         assert!(!errs[0].message.contains("hunter22"), "{}", errs[0].message);
-        let s = spec("{url: 'http://user:pw-canary@x/'}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://user:pw-canary@x/'}");
         assert!(errs[0].message.contains("credentials in the URL"));
         assert!(!errs[0].message.contains("pw-canary"));
-        let s = spec("{url: 'http://x/', expect: {cert_min_days: 20}}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) =
+            build_errors::<HttpCheck>("{url: 'http://x/', expect: {cert_min_days: 20}}");
         assert_eq!(errs[0].path, "expect.cert_min_days");
-        let s = spec("{url: 'http://x/', tls: {verify: false}}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://x/', tls: {verify: false}}");
         assert_eq!(errs[0].path, "tls");
     }
 

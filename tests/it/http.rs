@@ -14,33 +14,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use healthprobe::checks::{BuildContext, CheckSpec, Outcome, Probe, Reason, runner};
+use healthprobe::checks::{Outcome, Reason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::probe_util::assert_outcome;
 use crate::support::certs::{Certs, KeyPair};
 use crate::support::nginx::{Nginx, NginxOptions};
 
-/// Builds the check `kind: {kind}` with the flow-style block `block` exactly
-/// as the loader would, runs it once with `debug` under `timeout`, and
+/// Runs the check `kind: {kind}` with the flow-style block `block` and this
+/// `timeout` through `probe_util::run` (as the agent runs it, debug on);
 /// returns the outcome and how long the run took.
 pub(crate) async fn run_check(kind: &str, block: &str, timeout: Duration) -> (Outcome, Duration) {
-    let yaml = format!("name: t\nkind: {kind}\n{kind}: {block}\n");
-    let node = healthprobe::config::yaml::parse(&yaml)
-        .unwrap_or_else(|e| panic!("YAML {yaml}: {e:?}"))
-        .unwrap();
-    let spec: CheckSpec =
-        healthprobe::config::yaml::from_node(&node, "", &|s: &str| Ok(s.to_string()))
-            .unwrap_or_else(|e| panic!("spec {yaml}: {e:?}"));
-    let ctx = BuildContext {
-        timeout,
-        pack_dir: None,
-    };
-    let probe = Probe::build(&spec, &ctx)
-        .unwrap_or_else(|e| panic!("the check does not build: {e:?}\n{yaml}"));
+    let yaml = format!(
+        "name: t\nkind: {kind}\ntimeout: {}ms\n{kind}: {block}\n",
+        timeout.as_millis()
+    );
     let started = Instant::now();
-    let record = runner::execute(Arc::new(probe), timeout, true).await;
-    (record.outcome, started.elapsed())
+    let outcome = crate::probe_util::run(&yaml).await;
+    (outcome, started.elapsed())
 }
 
 /// The value of a kind-specific sample, by family name and labels.
@@ -54,26 +46,6 @@ pub(crate) fn sample(o: &Outcome, family: &str, labels: &[(&str, &str)]) -> Opti
                     .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
         })
         .map(|s| s.value)
-}
-
-/// Asserts the reason and that the message contains every fragment.
-#[track_caller]
-pub(crate) fn assert_outcome(o: &Outcome, reason: Reason, fragments: &[&str]) {
-    assert_eq!(
-        o.reason,
-        reason,
-        "message: {}\nobservations:\n{}",
-        o.message,
-        o.observations.join("\n")
-    );
-    for f in fragments {
-        assert!(
-            o.message.contains(f),
-            "message {:?} lacks {f:?}\nobservations:\n{}",
-            o.message,
-            o.observations.join("\n")
-        );
-    }
 }
 
 /// Runs the check with the 5s timeout and asserts its reason and message

@@ -14,7 +14,20 @@
 //! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
 //! project's single test command is `tests/run`. The tests run as root.
 
-mod http;
 mod support;
 mod support_smoke;
+
+mod cli;
+mod command;
+mod config_errors;
+mod e2e;
+mod file;
+mod heartbeat;
+mod host;
+mod http;
+mod probe_util;
+mod process;
+mod reload;
+mod schema;
+mod server;
 mod tcp;

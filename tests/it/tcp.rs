@@ -8,7 +8,8 @@ use std::time::Duration;
 use healthprobe::checks::Reason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::{T5, assert_outcome, check, closed_port, run_check, sample, serve};
+use crate::http::{T5, check, closed_port, run_check, sample, serve};
+use crate::probe_util::assert_outcome;
 use crate::support::certs::{Certs, KeyPair};
 use crate::support::nginx::{Nginx, NginxOptions};
 
