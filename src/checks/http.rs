@@ -181,10 +181,16 @@ pub struct JsonExpect {
     /// A JSON pointer (RFC 6901) to the field: `/status`, `/checks/0/ok`.
     pub pointer: String,
     /// The value the field must have, written as a scalar (`ok`, `200`,
-    /// `true`, `null`); objects and arrays compare as compact JSON. Without
-    /// it, the field must only exist.
+    /// `true`; `"null"` quoted for JSON null); objects and arrays compare as
+    /// compact JSON. Without it, the field must only exist.
     #[serde(default)]
+    #[schemars(schema_with = "scalar_schema")]
     pub equals: Option<String>,
+}
+
+/// `equals:` takes any YAML scalar (read as text), which editors should accept.
+fn scalar_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["string", "number", "boolean", "null"] })
 }
 
 struct HeaderRule {
@@ -347,7 +353,7 @@ impl Check for HttpCheck {
                 errors.push(FieldError::new(
                     format!("expect.json[{i}].pointer"),
                     format!(
-                        "`{}` is not a JSON pointer: it starts with `/` (e.g. `/{}`)",
+                        "`{}` is not a JSON pointer: a pointer starts with `/` (write `/{}`)",
                         j.pointer, j.pointer
                     ),
                 ));
@@ -379,6 +385,12 @@ impl Check for HttpCheck {
             errors.push(FieldError::new(
                 "expect.cert_min_days",
                 "the URL is not https://, so there is no certificate to check",
+            ));
+        }
+        if url.is_some() && !https && !spec.follow_redirects && spec.tls != TlsOptions::default() {
+            errors.push(FieldError::new(
+                "tls",
+                "TLS options apply to https:// URLs, and this one is http://",
             ));
         }
         let tls = if https || spec.follow_redirects {
@@ -623,16 +635,17 @@ impl HttpCheck {
         }));
 
         let request = self.request(req, &host, port).map_err(with_cert)?;
-        trace.note(|| {
-            let mut s = format!(
+        trace.notes(|| {
+            let line = format!(
                 "> {} {} HTTP/1.1",
                 request.method(),
                 redact(&request.uri().to_string())
             );
-            for (k, v) in request.headers() {
-                s.push_str(&format!("\n> {k}: {}", shown_value(k, v)));
-            }
-            s
+            let headers = request
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("> {k}: {}", shown_value(k, v)));
+            std::iter::once(line).chain(headers).collect()
         });
         let t = Instant::now();
         let sent = tokio::time::timeout_at(deadline, async {
@@ -658,17 +671,18 @@ impl HttpCheck {
             Ok(Ok(r)) => r,
         };
         let (parts, body) = response.into_parts();
-        trace.note(|| {
-            let mut s = format!(
+        trace.notes(|| {
+            let line = format!(
                 "< {:?} {} (headers after {})",
                 parts.version,
                 status_text(parts.status),
                 secs(t.elapsed())
             );
-            for (k, v) in &parts.headers {
-                s.push_str(&format!("\n< {k}: {}", shown_value(k, v)));
-            }
-            s
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(k, v)| format!("< {k}: {}", shown_value(k, v)));
+            std::iter::once(line).chain(headers).collect()
         });
         Ok(Head {
             status: parts.status,
@@ -1250,27 +1264,16 @@ impl AsyncWrite for Recorder {
 mod tests {
     use super::*;
 
-    fn spec(yaml: &str) -> HttpSpec {
-        let node = crate::config::yaml::parse(yaml).unwrap().unwrap();
-        crate::config::yaml::from_node(&node, "http", &|s: &str| Ok(s.to_string())).unwrap()
-    }
-
-    fn bctx() -> BuildContext {
-        BuildContext {
-            timeout: Duration::from_secs(5),
-            pack_dir: None,
-        }
-    }
+    use crate::support::testing::{build, build_errors};
 
     fn rule(yaml: &str) -> HeaderRule {
-        let s = spec(&format!(
+        build::<HttpCheck>(&format!(
             "{{url: 'http://x/', expect: {{headers: [{yaml}]}}}}"
-        ));
-        HttpCheck::build(&s, &bctx())
-            .unwrap_or_else(|_| panic!("bad rule"))
-            .expect
-            .header_rules
-            .remove(0)
+        ))
+        .unwrap_or_else(|_| panic!("bad rule"))
+        .expect
+        .header_rules
+        .remove(0)
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -1286,7 +1289,11 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = spec("{url: 'https://x/'}");
+        let node = crate::config::yaml::parse("{url: 'https://x/'}")
+            .unwrap()
+            .unwrap();
+        let s: HttpSpec =
+            crate::config::yaml::from_node(&node, "", &|t| Ok(t.to_string())).unwrap();
         assert_eq!(s.method, "GET");
         assert!(!s.follow_redirects);
         assert_eq!(s.max_body_bytes, 1 << 20);
@@ -1296,13 +1303,11 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_with_its_path() {
-        let s = spec(
+        let (errs, paths) = build_errors::<HttpCheck>(
             r#"{url: "ftp://x/", method: "GE T", headers: {"Bad Name": x},
                 expect: {status: [700], headers: [{name: X, absent: true, matches: a}, {name: Y, not_matches: "("}],
                          body_matches: "[", json: [{pointer: status}], max_response_time: 10s}}"#,
         );
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
-        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -1326,16 +1331,16 @@ mod tests {
 
     #[test]
     fn urls_in_errors_are_redacted_and_credentials_refused() {
-        let s = spec("{url: 'http://[bad/?secret=hunter22'}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://[bad/?secret=hunter22'}");
         assert!(!errs[0].message.contains("hunter22"), "{}", errs[0].message);
-        let s = spec("{url: 'http://user:pw-canary@x/'}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://user:pw-canary@x/'}");
         assert!(errs[0].message.contains("credentials in the URL"));
         assert!(!errs[0].message.contains("pw-canary"));
-        let s = spec("{url: 'http://x/', expect: {cert_min_days: 20}}");
-        let errs = HttpCheck::build(&s, &bctx()).err().unwrap();
+        let (errs, _) =
+            build_errors::<HttpCheck>("{url: 'http://x/', expect: {cert_min_days: 20}}");
         assert_eq!(errs[0].path, "expect.cert_min_days");
+        let (errs, _) = build_errors::<HttpCheck>("{url: 'http://x/', tls: {verify: false}}");
+        assert_eq!(errs[0].path, "tls");
     }
 
     #[test]

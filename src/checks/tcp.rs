@@ -410,17 +410,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn spec(yaml: &str) -> TcpSpec {
-        let node = crate::config::yaml::parse(yaml).unwrap().unwrap();
-        crate::config::yaml::from_node(&node, "tcp", &|s: &str| Ok(s.to_string())).unwrap()
-    }
-
-    fn bctx() -> BuildContext {
-        BuildContext {
-            timeout: Duration::from_secs(5),
-            pack_dir: None,
-        }
-    }
+    use crate::support::testing::{build, build_errors};
 
     fn rctx(secs: u64) -> RunContext {
         RunContext {
@@ -445,11 +435,9 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported() {
-        let s = spec(
+        let (_, paths) = build_errors::<TcpCheck>(
             r#"{address: "no-port", send: '\q', expect: {matches: "(", cert_min_days: 3, value: {min: 2, max: 1}}}"#,
         );
-        let errs = TcpCheck::build(&s, &bctx()).err().unwrap();
-        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -472,10 +460,10 @@ mod tests {
             let mut b = [0u8; 16];
             let _ = s.read(&mut b).await;
         });
-        let s = spec(&format!(
+        let c = build::<TcpCheck>(&format!(
             "{{address: '127.0.0.1:{port}', expect: {{matches: '^220 '}}}}"
-        ));
-        let c = TcpCheck::build(&s, &bctx()).unwrap();
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"));
         let o = c.run(&rctx(3)).await;
         assert_eq!(o.reason, Reason::Ok, "{}", o.message);
         assert!(

@@ -196,6 +196,13 @@ impl Trace {
         }
     }
 
+    /// Records several notes, one line each (the closure runs only in debug).
+    pub fn notes(&mut self, f: impl FnOnce() -> Vec<String>) {
+        if let Some(notes) = &mut self.notes {
+            notes.extend(f());
+        }
+    }
+
     /// The notes, for [`Outcome::with_observations`].
     pub fn take_notes(&mut self) -> Vec<String> {
         self.notes.as_mut().map(std::mem::take).unwrap_or_default()
@@ -322,7 +329,7 @@ fn connect_error(addr: SocketAddr, e: &io::Error) -> (Reason, String) {
     match e.kind() {
         K::ConnectionRefused => (
             Reason::ConnectionRefused,
-            format!("{addr} refused the connection (nothing listens on that port?)"),
+            format!("{addr} refused the connection"),
         ),
         K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => (
             Reason::ConnectionRefused,
@@ -366,11 +373,14 @@ pub async fn connect(
         // Mixed: the preferred (first) address decides.
         errors.first().map_or(Reason::InternalError, |e| e.0)
     };
-    let message = errors
+    let mut message = errors
         .into_iter()
         .map(|(_, m)| m)
         .collect::<Vec<_>>()
         .join("; then ");
+    if reason == Reason::ConnectionRefused && message.ends_with("refused the connection") {
+        message.push_str(" (is the service running, and listening on that address?)");
+    }
     Err(Failure::new(reason, message))
 }
 
@@ -462,7 +472,18 @@ pub async fn dial(
     let t = Instant::now();
     let connected = connect(&addrs, deadline).await;
     trace.phase("connect", t.elapsed());
-    let (tcp, peer) = connected.inspect_err(|f| trace.note(|| f.message.clone()))?;
+    let (tcp, peer) = connected.map_err(|mut f| {
+        // Name the target when it is a name: the addresses alone may not
+        // tell a person which service this was.
+        if target.host.parse::<IpAddr>().is_err() {
+            f.message = format!(
+                "cannot connect to {}: {}",
+                host_port(target.host, target.port),
+                f.message
+            );
+        }
+        f
+    })?;
     trace.note(|| format!("connected to {peer} in {}", secs(t.elapsed())));
 
     let Some(tls) = target.tls else {

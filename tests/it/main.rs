@@ -14,18 +14,23 @@
 //! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
 //! project's single test command is `tests/run`. The tests run as root.
 
-mod docker;
-mod http;
-mod probes;
-mod smtp;
 mod support;
 mod support_smoke;
-mod tcp;
 
+mod cli;
+mod command;
 mod config_errors;
-mod schema;
-// mod e2e; (enabled once the http, file and command kinds land)
-mod server;
-// mod cli; (enabled once the file kind lands)
+mod docker;
+mod e2e;
+mod file;
 mod heartbeat;
+mod host;
+mod http;
+mod probe_util;
+mod probes;
+mod process;
 mod reload;
+mod schema;
+mod server;
+mod smtp;
+mod tcp;

@@ -8,11 +8,10 @@ use std::time::Duration;
 use healthprobe::checks::Reason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::{assert_outcome, closed_port, run_check, sample, serve};
+use crate::http::{T5, check, closed_port, run_check, sample, serve};
+use crate::probe_util::assert_outcome;
 use crate::support::certs::{Certs, KeyPair};
 use crate::support::nginx::{Nginx, NginxOptions};
-
-const T5: Duration = Duration::from_secs(5);
 
 async fn nginx(tls: Option<KeyPair>) -> Nginx {
     tokio::task::spawn_blocking(move || {
@@ -30,14 +29,15 @@ async fn nginx(tls: Option<KeyPair>) -> Nginx {
 async fn tcp_connect_time_is_the_value_and_a_dialogue_with_nginx_matches() {
     let n = nginx(None).await;
     let port = n.port();
-    let (o, _) = run_check("tcp", &format!("{{address: '127.0.0.1:{port}'}}"), T5).await;
-    assert_outcome(
-        &o,
+    let o = check(
+        "tcp",
+        &format!("{{address: '127.0.0.1:{port}'}}"),
         Reason::Ok,
         &[&format!(
             "connected to 127.0.0.1:{port} (127.0.0.1:{port}) in "
         )],
-    );
+    )
+    .await;
     let v = o.value.expect("connect time");
     assert!(v > 0.0 && v < 1.0, "{v}");
     assert_eq!(
@@ -53,23 +53,25 @@ async fn tcp_connect_time_is_the_value_and_a_dialogue_with_nginx_matches() {
     let block = format!(
         r#"{{address: '127.0.0.1:{port}', send: 'GET / HTTP/1.0\r\nHost: x\r\n\r\n', expect: {{matches: '^HTTP/1\.1 200 OK'}}}}"#
     );
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(
-        &o,
+    check(
+        "tcp",
+        &block,
         Reason::Ok,
         &[
             "the answer `HTTP/1.1 200 OK\\r\\n",
             "matches `^HTTP/1\\.1 200 OK`",
         ],
-    );
+    )
+    .await;
 
     let block = format!("{{address: '127.0.0.1:{port}', expect: {{value: {{max: 0}}}}}}");
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(
-        &o,
+    check(
+        "tcp",
+        &block,
         Reason::AssertionFailed,
         &["connect time (seconds) is ", "above the maximum 0"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,17 +117,13 @@ async fn tcp_banner_mismatch_and_silence() {
     assert!(took < timeout + Duration::from_millis(200), "{took:?}");
 
     let closes = serve("127.0.0.1:0", |s| async move { drop(s) }).await;
-    let (o, _) = run_check(
+    check(
         "tcp",
         &format!("{{address: '{closes}', expect: {{matches: '^220'}}}}"),
-        T5,
-    )
-    .await;
-    assert_outcome(
-        &o,
         Reason::ProtocolError,
         &["closed the connection without sending anything"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,13 +139,13 @@ async fn tcp_send_escapes_and_read_cap() {
         let _ = s.write_all(reply).await;
     })
     .await;
-    let (o, _) = run_check(
+    check(
         "tcp",
         &format!(r#"{{address: '{pong}', send: 'PING\r\n', expect: {{matches: '^\+PONG'}}}}"#),
-        T5,
+        Reason::Ok,
+        &["`+PONG\\r\\n` matches"],
     )
     .await;
-    assert_outcome(&o, Reason::Ok, &["`+PONG\\r\\n` matches"]);
 
     let endless = serve("127.0.0.1:0", |mut s| async move {
         let chunk = vec![b'z'; 4096];
@@ -173,19 +171,21 @@ async fn tcp_send_escapes_and_read_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_refused_unresolvable_and_ipv6() {
     let port = closed_port();
-    let (o, _) = run_check("tcp", &format!("{{address: '127.0.0.1:{port}'}}"), T5).await;
-    assert_outcome(
-        &o,
+    check(
+        "tcp",
+        &format!("{{address: '127.0.0.1:{port}'}}"),
         Reason::ConnectionRefused,
         &[&format!("127.0.0.1:{port} refused the connection")],
-    );
+    )
+    .await;
 
-    let (o, _) = run_check("tcp", "{address: 'nonexistent.invalid:25'}", T5).await;
-    assert_outcome(
-        &o,
+    check(
+        "tcp",
+        "{address: 'nonexistent.invalid:25'}",
         Reason::DnsError,
         &["cannot resolve `nonexistent.invalid`"],
-    );
+    )
+    .await;
 
     let v6 = serve("[::1]:0", |mut s| async move {
         let _ = s.write_all(b"hello over v6\n").await;
@@ -193,17 +193,13 @@ async fn tcp_refused_unresolvable_and_ipv6() {
     .await;
     let port = v6.port();
     for address in [format!("[::1]:{port}"), format!("localhost:{port}")] {
-        let (o, _) = run_check(
+        check(
             "tcp",
             &format!("{{address: '{address}', expect: {{matches: v6}}}}"),
-            T5,
-        )
-        .await;
-        assert_outcome(
-            &o,
             Reason::Ok,
             &[&format!("connected to {address} ([::1]:{port})")],
-        );
+        )
+        .await;
     }
 }
 
@@ -220,8 +216,7 @@ async fn tcp_tls_verifies_and_reports_certificates() {
          expect: {{matches: '^HTTP/1.1 200', cert_min_days: 30}}}}",
         good.port()
     );
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(&o, Reason::Ok, &["TLS handshake in "]);
+    let o = check("tcp", &block, Reason::Ok, &["TLS handshake in "]).await;
     assert!(sample(&o, "healthprobe_tls_cert_not_after_timestamp_seconds", &[]).unwrap() > 1.7e9);
     assert!(
         sample(
@@ -237,31 +232,35 @@ async fn tcp_tls_verifies_and_reports_certificates() {
         "{{address: '127.0.0.1:{}', tls: {{ca_file: '{ca}'}}, expect: {{cert_min_days: 2000}}}}",
         good.port()
     );
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(
-        &o,
+    check(
+        "tcp",
+        &block,
         Reason::AssertionFailed,
         &["expected at least 2000 days (cert_min_days)"],
-    );
+    )
+    .await;
 
     let block = format!(
         "{{address: '127.0.0.1:{}', tls: {{ca_file: '{ca}'}}}}",
         expired.port()
     );
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(&o, Reason::TlsError, &["expired on 2020-02-01T00:00:00Z"]);
+    let o = check(
+        "tcp",
+        &block,
+        Reason::TlsError,
+        &["expired on 2020-02-01T00:00:00Z"],
+    )
+    .await;
     assert_eq!(
         sample(&o, "healthprobe_tls_cert_not_after_timestamp_seconds", &[]),
         Some(1_580_515_200.0)
     );
 
     let block = format!("{{address: '127.0.0.1:{}', tls: {{}}}}", self_signed.port());
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(&o, Reason::TlsError, &["is self-signed"]);
+    check("tcp", &block, Reason::TlsError, &["is self-signed"]).await;
 
     // TLS to a plain port.
     let plain = nginx(None).await;
     let block = format!("{{address: '127.0.0.1:{}', tls: {{}}}}", plain.port());
-    let (o, _) = run_check("tcp", &block, T5).await;
-    assert_outcome(&o, Reason::TlsError, &["does not speak TLS"]);
+    check("tcp", &block, Reason::TlsError, &["does not speak TLS"]).await;
 }
