@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext};
 use super::{Family, FamilyType, Sample};
-use crate::support::{net, users};
+use crate::support::{blocking, net, users};
 
 /// `healthprobe_docker_info{version,api_version}`: 1 when the engine answered.
 pub static DOCKER_INFO: Family = Family {
@@ -340,10 +340,18 @@ impl Check for DockerCheck {
             Err(why) => return Outcome::fail(Reason::InternalError, why.clone()),
         };
         let mut obs = Vec::new();
-        if let Endpoint::Unix(path) = endpoint
-            && let Err(outcome) = preflight_socket(path).await
-        {
-            return outcome;
+        if let Endpoint::Unix(path) = endpoint {
+            // stat, access(2) and user/group names (NSS) may block.
+            let path = path.clone();
+            let pre = blocking::outcome("the Docker socket check", move || {
+                preflight_socket(&path)
+                    .err()
+                    .unwrap_or_else(|| Outcome::ok(""))
+            })
+            .await;
+            if !pre.success() {
+                return pre;
+            }
         }
         let docker = match connect(endpoint) {
             Ok(d) => d,
@@ -747,10 +755,10 @@ fn noun(count: usize, what: &str) -> String {
 
 /// Looks at the socket file before connecting, to say which of "missing",
 /// "not allowed" or "not a socket" it is.
-async fn preflight_socket(path: &Path) -> Result<(), Outcome> {
+fn preflight_socket(path: &Path) -> Result<(), Outcome> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let shown = path.display();
-    let meta = match tokio::fs::metadata(path).await {
+    let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Outcome::fail(
@@ -935,20 +943,19 @@ fn classify(endpoint: &Endpoint, step: &str, err: &bollard::errors::Error) -> Ou
                 ),
             },
         ),
-        Some(std::io::ErrorKind::PermissionDenied) => match endpoint {
-            Endpoint::Unix(p) => {
-                use std::os::unix::fs::MetadataExt;
-                let msg = match std::fs::metadata(p) {
-                    Ok(m) => permission_message(p, m.uid(), m.gid(), m.mode()),
-                    Err(_) => format!("permission denied on the Docker socket {}", p.display()),
-                };
-                Outcome::fail(Reason::PermissionDenied, msg)
-            }
-            Endpoint::Tcp(a) => Outcome::fail(
-                Reason::PermissionDenied,
-                format!("permission denied connecting to {a}"),
-            ),
-        },
+        Some(std::io::ErrorKind::PermissionDenied) => Outcome::fail(
+            Reason::PermissionDenied,
+            match endpoint {
+                // The file's permissions allowed it (see `preflight_socket`).
+                Endpoint::Unix(p) => format!(
+                    "permission denied connecting to the Docker socket {} although its file \
+                     permissions allow the agent: a security module (SELinux, AppArmor) or a \
+                     container runtime refuses it",
+                    p.display()
+                ),
+                Endpoint::Tcp(a) => format!("permission denied connecting to {a}"),
+            },
+        ),
         Some(std::io::ErrorKind::NotFound) => Outcome::fail(
             Reason::NotFound,
             format!(
@@ -998,25 +1005,14 @@ fn clip(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::config::yaml;
-    use std::time::Duration;
 
     fn spec(text: &str) -> DockerSpec {
         let node = yaml::parse(text).unwrap().unwrap();
         yaml::from_node(&node, "", &|s: &str| Ok(s.to_string())).unwrap()
     }
 
-    fn ctx() -> BuildContext {
-        BuildContext {
-            timeout: Duration::from_secs(5),
-            pack_dir: None,
-        }
-    }
-
     fn build_err(text: &str) -> Vec<FieldError> {
-        match DockerCheck::build(&spec(text), &ctx()) {
-            Ok(_) => panic!("expected errors for {text}"),
-            Err(e) => e,
-        }
+        crate::support::testing::build_errors::<DockerCheck>(text).0
     }
 
     #[test]

@@ -991,13 +991,11 @@ mod tests {
     }
 
     fn build(text: &str) -> Result<SmtpCheck, Vec<FieldError>> {
-        SmtpCheck::build(
-            &spec(text),
-            &BuildContext {
-                timeout: Duration::from_secs(5),
-                pack_dir: None,
-            },
-        )
+        crate::support::testing::build(text)
+    }
+
+    fn paths(text: &str) -> Vec<String> {
+        crate::support::testing::build_errors::<SmtpCheck>(text).1
     }
 
     fn parse_all(lines: &[&[u8]]) -> Result<Vec<Reply>, String> {
@@ -1098,15 +1096,11 @@ mod tests {
 
     #[test]
     fn build_collects_every_problem() {
-        let errs = build(
-            "host: ''\nport: 0\nmode: plain\nehlo_domain: 'a b'\ntls: { verify: false }\n\
-             cert_min_days: 10\nauth: { username: u }\n",
-        )
-        .err()
-        .unwrap();
-        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
-            paths,
+            paths(
+                "host: ''\nport: 0\nmode: plain\nehlo_domain: 'a b'\ntls: { verify: false }\n\
+                 cert_min_days: 10\nauth: { username: u }\n",
+            ),
             [
                 "host",
                 "port",
@@ -1116,19 +1110,19 @@ mod tests {
                 "auth"
             ]
         );
-        let errs = build("host: h\nauth: { username: u, password: x, password_env: Y }")
-            .err()
-            .unwrap();
-        assert_eq!(errs[0].path, "auth.password");
-        let errs = build("host: h\nauth: { username: u, password_env: HP_TEST_SURELY_UNSET }")
-            .err()
-            .unwrap();
+        assert_eq!(
+            paths("host: h\nauth: { username: u, password: x, password_env: Y }"),
+            ["auth.password"]
+        );
+        let (errs, _) = crate::support::testing::build_errors::<SmtpCheck>(
+            "host: h\nauth: { username: u, password_env: HP_TEST_SURELY_UNSET }",
+        );
         assert_eq!(errs[0].path, "auth.password_env");
         assert!(errs[0].message.contains("HP_TEST_SURELY_UNSET"));
-        let errs = build("host: h\ntls: { ca_file: /nonexistent/ca.pem }")
-            .err()
-            .unwrap();
-        assert_eq!(errs[0].path, "tls.ca_file");
+        assert_eq!(
+            paths("host: h\ntls: { ca_file: /nonexistent/ca.pem }"),
+            ["tls.ca_file"]
+        );
     }
 
     #[test]

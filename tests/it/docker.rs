@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use healthprobe::checks::Reason;
 
-use crate::probes::{
-    BinaryRun, blocking, build, build_errors, expect, run_binary, run_once, sample, wait_state,
-};
+use crate::probe_util::{assert_outcome, build_errors, sample, sh};
+use crate::probes::{BinaryRun, blocking, build, run_binary, run_once, wait_state};
 use crate::support::agent::AgentProcess;
 use crate::support::dockerd::Dockerd;
 use crate::support::unique_name;
@@ -171,10 +170,10 @@ async fn docker_unhealthy_container_fails_healthy_one_passes() {
         &format!("    name: {sick}\n    expect: {{ running: true, healthy: true }}\n"),
     )
     .await;
-    expect(
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        &format!("{sick}: health is unhealthy ("),
+        &[&format!("{sick}: health is unhealthy (")],
     );
     assert!(
         o.message.contains("in a row; last: exit code 1)"),
@@ -222,10 +221,10 @@ async fn docker_restarting_container_and_restart_growth() {
     })
     .await;
     let second = c.run().await;
-    expect(
+    assert_outcome(
         &second,
         Reason::AssertionFailed,
-        " since the last run (max 0;",
+        &[" since the last run (max 0;"],
     );
 
     // A restart loop is not "running", and its restarts are counted.
@@ -234,7 +233,7 @@ async fn docker_restarting_container_and_restart_growth() {
         &format!("    name: {name}\n    expect: {{ running: true, max_restart_count: 0 }}\n"),
     )
     .await;
-    expect(&o, Reason::AssertionFailed, &format!("{name}: "));
+    assert_outcome(&o, Reason::AssertionFailed, &[&format!("{name}: ")]);
     assert!(o.message.contains("(max 0)"), "{}", o.message);
     let _ = d.try_docker(&["rm", "-f", &name]);
 }
@@ -280,22 +279,29 @@ async fn docker_socket_missing_is_not_found() {
     let dir = crate::support::tempdir("nosock");
     let path = dir.path().join("docker.sock");
     let o = run_once(&check(&format!("unix://{}", path.display()), "")).await;
-    expect(
+    assert_outcome(
         &o,
         Reason::NotFound,
-        &format!("the Docker socket {} does not exist", path.display()),
+        &[&format!(
+            "the Docker socket {} does not exist",
+            path.display()
+        )],
     );
     // A regular file where the socket should be.
     std::fs::write(&path, "").unwrap();
     let o = run_once(&check(&format!("unix://{}", path.display()), "")).await;
-    expect(&o, Reason::NotFound, "is not a socket");
+    assert_outcome(&o, Reason::NotFound, &["is not a socket"]);
 }
 
 #[tokio::test]
 async fn docker_tcp_endpoint_with_nothing_listening_is_refused() {
     let port = crate::support::free_port();
     let o = run_once(&check(&format!("tcp://127.0.0.1:{port}"), "")).await;
-    expect(&o, Reason::ConnectionRefused, &format!("127.0.0.1:{port}"));
+    assert_outcome(
+        &o,
+        Reason::ConnectionRefused,
+        &[&format!("127.0.0.1:{port}")],
+    );
 }
 
 #[test]
@@ -313,13 +319,6 @@ fn docker_bad_blocks_are_refused_with_their_paths() {
             "docker.containers.expect.mounts[0]"
         ]
     );
-}
-
-fn sh(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn id(args: &str) -> u32 {
@@ -468,7 +467,7 @@ async fn docker_daemon_permissions_hang_kill_stop_and_recovery() {
     let o = c.run().await;
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    expect(&o, Reason::Timeout, "did not answer (ping)");
+    assert_outcome(&o, Reason::Timeout, &["did not answer (ping)"]);
     let o = c.run().await;
     assert_eq!(o.reason, Reason::Ok, "{}", o.message);
 
@@ -479,10 +478,13 @@ async fn docker_daemon_permissions_hang_kill_stop_and_recovery() {
         "a killed dockerd should leave its socket behind"
     );
     let o = c.run().await;
-    expect(
+    assert_outcome(
         &o,
         Reason::ConnectionRefused,
-        &format!("nothing listens on the Docker socket {}", sock.display()),
+        &[&format!(
+            "nothing listens on the Docker socket {}",
+            sock.display()
+        )],
     );
     let d = blocking(d, Dockerd::start_again).await;
     let o = c.run().await;

@@ -7,22 +7,14 @@
 
 use std::time::Duration;
 
-use healthprobe::checks::{BuildContext, CheckSpec, FieldError, Outcome, Probe, RunContext};
-use healthprobe::config::yaml;
+use healthprobe::checks::{BuildContext, Outcome, Probe, RunContext};
+
+use crate::probe_util::spec;
 
 /// A prepared check and its timeout.
 pub struct Built {
     pub probe: Probe,
     pub timeout: Duration,
-}
-
-fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
-    let node = yaml::parse(check_yaml)
-        .expect("valid YAML")
-        .expect("not empty");
-    let spec: CheckSpec = yaml::from_node(&node, "", &|s| Ok(s.to_string())).expect("a check spec");
-    let timeout = spec.timeout.map_or(Duration::from_secs(10), |t| t.get());
-    (spec, timeout)
 }
 
 /// Builds one whole check (`name`, `kind`, `timeout`, the block).
@@ -35,19 +27,6 @@ pub fn build(check_yaml: &str) -> Built {
     match Probe::build(&spec, &ctx) {
         Ok(probe) => Built { probe, timeout },
         Err(e) => panic!("the check does not build: {e:?}"),
-    }
-}
-
-/// The build errors of a check that must not build.
-pub fn build_errors(check_yaml: &str) -> Vec<FieldError> {
-    let (spec, timeout) = spec(check_yaml);
-    let ctx = BuildContext {
-        timeout,
-        pack_dir: None,
-    };
-    match Probe::build(&spec, &ctx) {
-        Ok(_) => panic!("the check built"),
-        Err(e) => e,
     }
 }
 
@@ -76,17 +55,6 @@ impl Built {
 /// Builds and runs a check once.
 pub async fn run_once(check_yaml: &str) -> Outcome {
     build(check_yaml).run().await
-}
-
-/// The value of the kind-specific sample `family{label=value}`.
-pub fn sample(o: &Outcome, family: &str, label: Option<(&str, &str)>) -> Option<f64> {
-    o.samples
-        .iter()
-        .find(|s| {
-            s.family.name == family
-                && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v))
-        })
-        .map(|s| s.value)
 }
 
 /// Everything an outcome says, for "the secret is nowhere" assertions.
@@ -181,17 +149,6 @@ pub fn run_binary(checks_yaml: &str, how: &BinaryRun<'_>) -> (i32, serde_json::V
         )
     });
     (code, json)
-}
-
-/// Asserts the reason and that the message says `says`.
-#[track_caller]
-pub fn expect(o: &Outcome, reason: healthprobe::checks::Reason, says: &str) {
-    assert_eq!(o.reason, reason, "{}", o.message);
-    assert!(
-        o.message.contains(says),
-        "expected {says:?} in: {}",
-        o.message
-    );
 }
 
 /// Applies `f` (a blocking support call such as `Dockerd::kill` or
