@@ -25,6 +25,7 @@ mod file;
 mod heartbeat;
 mod host;
 mod http;
+mod modules;
 mod probe_util;
 mod process;
 mod reload;
