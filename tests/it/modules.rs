@@ -7,10 +7,9 @@ use crate::support::nginx::Nginx;
 use crate::support::tempdir;
 
 fn nginx() -> Nginx {
-    let n = Nginx::start(
+    Nginx::start(
         r#"location = /invoice.pdf { add_header Cache-Control no-store always; default_type application/pdf; return 200 "%PDF-1.4 test"; } location = /cached.pdf { default_type application/pdf; return 200 "%PDF-1.4 cached"; }"#,
-    );
-    n
+    )
 }
 
 fn config(port: u16) -> String {
