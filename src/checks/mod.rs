@@ -16,6 +16,9 @@ pub mod command;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod migrations;
+pub mod mysql;
+pub mod postgres;
 pub mod process;
 pub mod tcp;
 
@@ -235,4 +238,10 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// A MySQL/MariaDB server: a query's number, a server variable, or connection headroom.
+    mysql => Mysql(mysql::MysqlCheck),
+    /// A PostgreSQL server: a query's number against bounds.
+    postgres => Postgres(postgres::PostgresCheck),
+    /// Migrations recorded in the database against the migration files (Rails, Laravel).
+    migrations => Migrations(migrations::MigrationsCheck),
 }

@@ -1,4 +1,6 @@
 //! Helpers shared by several check kinds (users, TLS, run-as), so that no kind
 //! repeats another.
 
+pub mod database;
+pub mod secret;
 pub mod users;
