@@ -1,0 +1,18 @@
+//! healthprobe's integration tests: one test binary (`cargo test --test it`).
+//!
+//! Layout:
+//! - `support/`: real servers started by the tests on 127.0.0.1 in temporary
+//!   directories (MariaDB, PostgreSQL, dockerd, nginx, an aiosmtpd SMTP
+//!   server, Prometheus), TLS material made with `openssl`, process and HTTP
+//!   helpers. See `support/mod.rs` for the conventions (`start`, `shared`,
+//!   `stop`, `kill`, `start_again`, `Drop`).
+//! - `support_smoke`: one short test per server proving the support code
+//!   starts the real thing (`cargo test --test it support`).
+//! - Further modules hold the feature tests; add each as `mod name;` here.
+//!
+//! Prerequisites come from `tests/install-deps.sh` (Debian packages and the
+//! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
+//! project's single test command is `tests/run`. The tests run as root.
+
+mod support;
+mod support_smoke;
