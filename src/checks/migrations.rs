@@ -218,16 +218,16 @@ impl Check for MigrationsCheck {
             ));
         }
         let mut dirs = Vec::new();
-        let lists: [(&str, Option<&Vec<PathBuf>>, &[&str], bool); 2] = [
-            ("dirs", spec.dirs.as_ref(), flavor.default_dirs(), false),
-            (
-                "post_deploy_dirs",
-                spec.post_deploy_dirs.as_ref(),
-                flavor.default_post_deploy_dirs(),
-                true,
-            ),
-        ];
-        for (field, given, defaults, post_deploy) in lists {
+        for post_deploy in [false, true] {
+            let (field, given, defaults) = if post_deploy {
+                (
+                    "post_deploy_dirs",
+                    spec.post_deploy_dirs.as_ref(),
+                    flavor.default_post_deploy_dirs(),
+                )
+            } else {
+                ("dirs", spec.dirs.as_ref(), flavor.default_dirs())
+            };
             let (paths, optional): (Vec<PathBuf>, bool) = match given {
                 Some(list) => (list.clone(), false),
                 None => (defaults.iter().map(PathBuf::from).collect(), post_deploy),

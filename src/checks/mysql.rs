@@ -15,7 +15,7 @@ use super::{
 };
 use crate::support::database::{
     Connection, DbError, Engine, Run, Session, ValueJudge, database_spec, human_bytes,
-    parse_number, query_number, shorten, validate_identifier,
+    measure_query, parse_number, shorten, validate_identifier,
 };
 
 /// Connections counted by `connection_headroom` (`Threads_connected` or `Max_used_connections`).
@@ -105,17 +105,14 @@ impl Check for MysqlCheck {
         .into_iter()
         .filter_map(|(n, set)| set.then_some(n))
         .collect();
-        let mode = match (
-            given.len(),
-            &spec.query,
-            &spec.variable,
-            spec.connection_headroom,
-        ) {
-            (1, Some(sql), _, _) if sql.trim().is_empty() => {
-                errors.push(FieldError::new("query", "the query is empty"));
-                None
-            }
-            (1, Some(sql), _, _) => Some(Mode::Query(sql.trim().to_string())),
+        let default_what = match (&spec.variable, spec.connection_headroom) {
+            (Some(name), _) => Some(name.clone()),
+            (_, Some(h)) => Some(format!("{}/max_connections", h.status_name())),
+            _ => None,
+        };
+        let (sql, judge, mut value_errors) = spec.value_model(default_what);
+        let mode = match (given.len(), sql, &spec.variable, spec.connection_headroom) {
+            (1, Some(sql), _, _) => Some(Mode::Query(sql)),
             (1, _, Some(name), _) => match validate_identifier("variable", name) {
                 Ok(()) if !name.contains('.') => Some(Mode::Variable(name.clone())),
                 Ok(()) => {
@@ -138,6 +135,7 @@ impl Check for MysqlCheck {
                 ));
                 None
             }
+            (1, ..) => None, // an empty query, reported by value_model
             _ => {
                 errors.push(FieldError::new(
                     given[1],
@@ -149,19 +147,7 @@ impl Check for MysqlCheck {
                 None
             }
         };
-        let default_what = match &mode {
-            Some(Mode::Query(sql)) => format!("the result of `{}`", shorten(sql, 60)),
-            Some(Mode::Variable(name)) => name.clone(),
-            Some(Mode::Headroom(h)) => format!("{}/max_connections", h.status_name()),
-            None => String::new(),
-        };
-        let judge = ValueJudge::new(
-            spec.what.as_deref(),
-            spec.meaning.as_deref(),
-            &spec.expect,
-            default_what,
-        );
-        errors.extend(judge.validate());
+        errors.append(&mut value_errors);
         match (conn, mode) {
             (Some(conn), Some(mode)) if errors.is_empty() => Ok(MysqlCheck { conn, mode, judge }),
             _ => Err(errors),
@@ -171,9 +157,7 @@ impl Check for MysqlCheck {
     async fn run(&self, ctx: &RunContext) -> Outcome {
         let mut run = Run::new(&self.conn, ctx);
         let outcome = match &self.mode {
-            Mode::Query(sql) => query_number(&mut run, sql)
-                .await
-                .map(|v| self.judge.judge(v, None)),
+            Mode::Query(sql) => return measure_query(&self.conn, ctx, sql, &self.judge).await,
             Mode::Variable(name) => self.variable(&mut run, name).await,
             Mode::Headroom(h) => self.headroom(&mut run, *h).await,
         };

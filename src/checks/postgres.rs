@@ -5,9 +5,7 @@
 //! driver lives in [`crate::support::database`].
 
 use super::{BuildContext, Check, FieldError, Outcome, RunContext};
-use crate::support::database::{
-    Connection, DbError, Engine, Run, ValueJudge, database_spec, query_number, shorten,
-};
+use crate::support::database::{Connection, Engine, ValueJudge, database_spec, measure_query};
 
 database_spec! { query;
     /// The `postgres:` block: where the server is, how to log in, and the
@@ -31,31 +29,14 @@ impl Check for PostgresCheck {
         let conn = Connection::build(&spec.connection_fields(), Some(Engine::Postgres), "", ctx)
             .map_err(|mut e| errors.append(&mut e))
             .ok();
-        let sql = match spec.query.as_deref().map(str::trim) {
-            Some(q) if !q.is_empty() => Some(q.to_string()),
-            Some(_) => {
-                errors.push(FieldError::new("query", "the query is empty"));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    "query",
-                    "a `query` is required: SQL that returns one number (`SELECT count(*) FROM ...`)",
-                ));
-                None
-            }
-        };
-        let default_what = sql
-            .as_deref()
-            .map(|q| format!("the result of `{}`", shorten(q, 60)))
-            .unwrap_or_default();
-        let judge = ValueJudge::new(
-            spec.what.as_deref(),
-            spec.meaning.as_deref(),
-            &spec.expect,
-            default_what,
-        );
-        errors.extend(judge.validate());
+        let (sql, judge, mut value_errors) = spec.value_model(None);
+        if spec.query.is_none() {
+            errors.push(FieldError::new(
+                "query",
+                "a `query` is required: SQL that returns one number (`SELECT count(*) FROM ...`)",
+            ));
+        }
+        errors.append(&mut value_errors);
         match (conn, sql) {
             (Some(conn), Some(sql)) if errors.is_empty() => Ok(PostgresCheck { conn, sql, judge }),
             _ => Err(errors),
@@ -63,11 +44,7 @@ impl Check for PostgresCheck {
     }
 
     async fn run(&self, ctx: &RunContext) -> Outcome {
-        let mut run = Run::new(&self.conn, ctx);
-        let outcome = query_number(&mut run, &self.sql)
-            .await
-            .map(|v| self.judge.judge(v, None));
-        run.finish(outcome.unwrap_or_else(DbError::into_outcome))
+        measure_query(&self.conn, ctx, &self.sql, &self.judge).await
     }
 }
 

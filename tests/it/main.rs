@@ -14,5 +14,8 @@
 //! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
 //! project's single test command is `tests/run`. The tests run as root.
 
+mod migrations;
+mod mysql;
+mod postgres;
 mod support;
 mod support_smoke;

@@ -116,7 +116,28 @@ pub struct ValueExpect {
 /// fields (`query;`), then the kind's own fields. It also gives the struct a
 /// `connection_fields()` method for [`Connection::build`].
 macro_rules! database_spec {
-    (query; $($rest:tt)*) => {
+    (query; $(#[$meta:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        $crate::support::database::database_spec!(@query $(#[$meta])* pub struct $name { $($own)* });
+
+        impl $name {
+            /// The value model of the block: `query` checked for emptiness,
+            /// and the judge built from `what`, `meaning` and `expect`.
+            /// `default_what` names the value when `what` is not given.
+            pub fn value_model(
+                &self,
+                default_what: Option<String>,
+            ) -> (Option<String>, $crate::support::database::ValueJudge, Vec<$crate::checks::FieldError>) {
+                $crate::support::database::value_model(
+                    self.query.as_deref(),
+                    self.what.as_deref(),
+                    self.meaning.as_deref(),
+                    &self.expect,
+                    default_what,
+                )
+            }
+        }
+    };
+    (@query $($rest:tt)*) => {
         $crate::support::database::database_spec!(@emit [
             /// SQL that returns one row whose first column is a number (or a
             /// boolean): it becomes the check's value. It runs in a read-only
@@ -696,6 +717,7 @@ impl<'a> Run<'a> {
             ),
         };
         let ips = match &conn.endpoint {
+            Endpoint::Tcp { host, .. } if let Ok(ip) = host.parse::<IpAddr>() => vec![ip],
             Endpoint::Tcp { host, port } => {
                 let host = host.clone();
                 let port = *port;
@@ -770,11 +792,20 @@ impl<'a> Run<'a> {
         let mut session = Session {
             inner: Some(session),
         };
+        // Transaction-scoped only: safe behind PgBouncer or ProxySQL. On
+        // PostgreSQL the server also stops the query a second after the
+        // client gives up on it.
         let begin = match conn.engine {
-            Engine::Mysql => "START TRANSACTION READ ONLY",
-            Engine::Postgres => "BEGIN READ ONLY",
+            Engine::Mysql => "START TRANSACTION READ ONLY".to_string(),
+            Engine::Postgres => {
+                let limit = conn.query_timeout.unwrap_or_else(|| self.ctx.remaining());
+                format!(
+                    "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                    limit.as_millis() + 1000
+                )
+            }
         };
-        self.query_in(&mut session, begin, "starting a read-only transaction")
+        self.query_in(&mut session, &begin, "starting a read-only transaction")
             .await?;
         Ok(session)
     }
@@ -838,6 +869,48 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, DbError> {
         ));
     }
     Ok(ips)
+}
+
+/// The query-to-value fields validated: the trimmed query (`None` when absent
+/// or empty, with an error for empty), the judge, and any field errors.
+/// Without `default_what`, the value is named after the query.
+pub fn value_model(
+    query: Option<&str>,
+    what: Option<&str>,
+    meaning: Option<&str>,
+    expect: &ValueExpect,
+    default_what: Option<String>,
+) -> (Option<String>, ValueJudge, Vec<FieldError>) {
+    let mut errors = Vec::new();
+    let sql = match query.map(str::trim) {
+        Some("") => {
+            errors.push(FieldError::new("query", "the query is empty"));
+            None
+        }
+        q => q.map(str::to_string),
+    };
+    let default_what = default_what.unwrap_or_else(|| match &sql {
+        Some(q) => format!("the result of `{}`", shorten(q, 60)),
+        None => "the value".to_string(),
+    });
+    let judge = ValueJudge::new(what, meaning, expect, default_what);
+    errors.extend(judge.validate());
+    (sql, judge, errors)
+}
+
+/// One run of a query check: connect, query, judge the number; the outcome
+/// carries the phase timings and what was seen.
+pub async fn measure_query(
+    conn: &Connection,
+    ctx: &RunContext,
+    sql: &str,
+    judge: &ValueJudge,
+) -> Outcome {
+    let mut run = Run::new(conn, ctx);
+    let outcome = query_number(&mut run, sql)
+        .await
+        .map(|v| judge.judge(v, None));
+    run.finish(outcome.unwrap_or_else(DbError::into_outcome))
 }
 
 /// Connects, runs `sql` and reads its single number.

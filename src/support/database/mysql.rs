@@ -107,7 +107,9 @@ pub(super) fn classify(e: &mysql_async::Error, conn: &Connection, step: Step) ->
                 ),
                 1044 => (
                     Reason::PermissionDenied,
-                    format!("user `{user}` may not use database `{db}` on {server}: {said}"),
+                    format!(
+                        "user `{user}` may not use database `{db}` on {server}: {said}; either the database does not exist or the user has no grant on it"
+                    ),
                 ),
                 1130 => (
                     Reason::PermissionDenied,

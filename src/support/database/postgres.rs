@@ -223,15 +223,18 @@ fn classify(e: &tokio_postgres::Error, conn: &Connection, step: Step) -> DbError
         };
         return DbError::new(Reason::TlsError, format!("TLS to {server} failed: {why}"));
     }
-    if text.starts_with("authentication error") {
-        let why = if cause.contains("password missing") {
-            "the server asks for a password and none is configured: set `password`, `password_env` or `password_file`".to_string()
-        } else {
-            cause
-        };
+    if cause.contains("password missing") {
         return DbError::new(
             Reason::AuthFailed,
-            format!("{server} refused the login of user `{user}`: {why}"),
+            format!(
+                "{server} asks user `{user}` for a password and none is configured: set `password`, `password_env` or `password_file`"
+            ),
+        );
+    }
+    if text.starts_with("authentication error") {
+        return DbError::new(
+            Reason::AuthFailed,
+            format!("{server} refused the login of user `{user}`: {cause}"),
         );
     }
     let mut src = std::error::Error::source(e);

@@ -9,32 +9,32 @@ fn ctx() -> BuildContext {
     }
 }
 
+fn build(f: ConnectionFields<'_>, engine: Engine) -> Result<Connection, Vec<FieldError>> {
+    Connection::build(&f, Some(engine), "", &ctx())
+}
+
 fn fields() -> ConnectionFields<'static> {
     ConnectionFields::default()
 }
 
 #[test]
 fn url_and_fields_build_the_same_connection() {
-    let a = Connection::build(
-        &ConnectionFields {
+    let a = build(
+        ConnectionFields {
             url: Some("mysql://ninja@db.local/ninja"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap();
-    let b = Connection::build(
-        &ConnectionFields {
+    let b = build(
+        ConnectionFields {
             host: Some("db.local"),
             user: Some("ninja"),
             database: Some("ninja"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap();
     assert_eq!(a, b);
@@ -71,14 +71,12 @@ fn engine_comes_from_the_url_when_the_kind_serves_both() {
 
 #[test]
 fn a_password_in_the_url_is_a_registered_secret() {
-    let c = Connection::build(
-        &ConnectionFields {
+    let c = build(
+        ConnectionFields {
             url: Some("mysql://u:url-secret-9931@h/db"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap();
     assert!(!format!("{c:?}").contains("url-secret-9931"));
@@ -86,15 +84,13 @@ fn a_password_in_the_url_is_a_registered_secret() {
         crate::redact::redact("x url-secret-9931 y"),
         "x <redacted> y"
     );
-    let e = Connection::build(
-        &ConnectionFields {
+    let e = build(
+        ConnectionFields {
             url: Some("mysql://u:url-secret-9931@h/db"),
             password_env: Some("DB_PASSWORD"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap_err();
     assert!(e[0].message.contains("already holds a password"));
@@ -103,14 +99,12 @@ fn a_password_in_the_url_is_a_registered_secret() {
 
 #[test]
 fn where_the_server_is_must_be_said_once() {
-    let e = Connection::build(
-        &ConnectionFields {
+    let e = build(
+        ConnectionFields {
             user: Some("u"),
             ..fields()
         },
-        Some(Engine::Postgres),
-        "",
-        &ctx(),
+        Engine::Postgres,
     )
     .unwrap_err();
     assert_eq!(e[0].path, "host");
@@ -119,16 +113,14 @@ fn where_the_server_is_must_be_said_once() {
         "{}",
         e[0].message
     );
-    let e = Connection::build(
-        &ConnectionFields {
+    let e = build(
+        ConnectionFields {
             host: Some("h"),
             socket: Some(Path::new("/run/mysqld/mysqld.sock")),
             user: Some("u"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap_err();
     assert_eq!(e[0].path, "socket");
@@ -136,15 +128,13 @@ fn where_the_server_is_must_be_said_once() {
 
 #[test]
 fn postgres_socket_file_or_directory() {
-    let c = Connection::build(
-        &ConnectionFields {
+    let c = build(
+        ConnectionFields {
             socket: Some(Path::new("/run/postgresql/.s.PGSQL.5433")),
             user: Some("postgres"),
             ..fields()
         },
-        Some(Engine::Postgres),
-        "",
-        &ctx(),
+        Engine::Postgres,
     )
     .unwrap();
     assert_eq!(
@@ -154,15 +144,13 @@ fn postgres_socket_file_or_directory() {
             port: 5433
         }
     );
-    let c = Connection::build(
-        &ConnectionFields {
+    let c = build(
+        ConnectionFields {
             socket: Some(Path::new("/run/postgresql")),
             user: Some("postgres"),
             ..fields()
         },
-        Some(Engine::Postgres),
-        "",
-        &ctx(),
+        Engine::Postgres,
     )
     .unwrap();
     assert_eq!(c.place(), "socket /run/postgresql/.s.PGSQL.5432");
@@ -175,16 +163,14 @@ fn tls_block_defaults_to_on_and_verified() {
         verify: true,
         ca_file: Some("relative.pem".into()),
     };
-    let e = Connection::build(
-        &ConnectionFields {
+    let e = build(
+        ConnectionFields {
             host: Some("h"),
             user: Some("u"),
             tls: Some(&tls),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap_err();
     assert_eq!(e[0].path, "tls.ca_file");
@@ -299,16 +285,14 @@ async fn localhost_resolves_without_the_network_and_ips_pass_through() {
 
 #[test]
 fn io_errors_in_words() {
-    let c = Connection::build(
-        &ConnectionFields {
+    let c = build(
+        ConnectionFields {
             host: Some("127.0.0.1"),
             port: Some(1),
             user: Some("u"),
             ..fields()
         },
-        Some(Engine::Mysql),
-        "",
-        &ctx(),
+        Engine::Mysql,
     )
     .unwrap();
     let e = io_error(
