@@ -130,7 +130,7 @@ impl SecretSource {
                 reason: Reason::NotFound,
                 message: match e {
                     std::env::VarError::NotPresent => format!(
-                        "the environment variable {name} (password_env) is not set in the agent's environment"
+                        "the environment variable {name} is not set in the agent's environment"
                     ),
                     std::env::VarError::NotUnicode(_) => {
                         format!("the environment variable {name} is not valid UTF-8")
