@@ -14,6 +14,7 @@ pub mod runner;
 
 pub mod command;
 pub mod file;
+pub mod heartbeat;
 pub mod host;
 pub mod http;
 pub mod migrations;
@@ -41,6 +42,8 @@ use crate::config::duration::Dur;
 pub struct FieldError {
     pub path: String,
     pub message: String,
+    /// Point at the field's key rather than its value (the field should not be there).
+    pub on_key: bool,
 }
 
 impl FieldError {
@@ -48,6 +51,15 @@ impl FieldError {
         FieldError {
             path: path.into(),
             message: message.into(),
+            on_key: false,
+        }
+    }
+
+    /// An error about a field that should not be there: located at its key.
+    pub fn on_key(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            on_key: true,
+            ..FieldError::new(path, message)
         }
     }
 }
@@ -185,7 +197,7 @@ macro_rules! kinds {
                 let mut errors = Vec::new();
                 $(
                     if spec.$field.is_some() && spec.kind != KindName::$variant {
-                        errors.push(FieldError::new(
+                        errors.push(FieldError::on_key(
                             stringify!($field),
                             format!("a `{}` block does not belong in a check of kind `{}`", stringify!($field), spec.kind.as_str()),
                         ));
@@ -201,7 +213,7 @@ macro_rules! kinds {
                             .map(Probe::$variant)
                             .map_err(|errs| errs.into_iter().map(|e| FieldError {
                                 path: if e.path.is_empty() { stringify!($field).to_string() } else { format!("{}.{}", stringify!($field), e.path) },
-                                message: e.message,
+                                ..e
                             }).collect()),
                     },)*
                 };
@@ -238,6 +250,8 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// A beat pushed by a job (`POST /push/PACK/NAME`) within its period.
+    heartbeat => Heartbeat(heartbeat::HeartbeatCheck),
     /// A MySQL/MariaDB server: a query's number, a server variable, or connection headroom.
     mysql => Mysql(mysql::MysqlCheck),
     /// A PostgreSQL server: a query's number against bounds.

@@ -47,6 +47,8 @@ pub struct Loaded {
     pub packs: Vec<PackInfo>,
     /// Checks of enabled packs that are switched off, and why.
     pub skipped: Vec<Skipped>,
+    /// The checks directories named in the agent config (watched for changes).
+    pub checks_dirs: Vec<PathBuf>,
 }
 
 /// One enabled check, ready to run.
@@ -113,14 +115,14 @@ pub fn load_with_env(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    if let Some(path) = &opts.config {
-        if let Some(node) = read_yaml(path, &agent_label, &mut errors) {
-            match yaml::from_node::<AgentConfig>(&node, "", &plain_env) {
-                Ok(a) => agent = a,
-                Err(e) => errors.push(de_error(&agent_label, e)),
-            }
-            agent_node = Some(node);
+    if let Some(path) = &opts.config
+        && let Some(node) = read_yaml(path, &agent_label, &mut errors)
+    {
+        match yaml::from_node::<AgentConfig>(&node, "", &plain_env) {
+            Ok(a) => agent = a,
+            Err(e) => errors.push(de_error(&agent_label, e)),
         }
+        agent_node = Some(node);
     }
 
     // Pack sources: built-in first, then directories (later ones override).
@@ -184,7 +186,7 @@ pub fn load_with_env(
         } else {
             let pos = agent_node
                 .as_ref()
-                .map(|n| n.find(&format!("packs.{name}")).pos);
+                .map(|n| n.find_key(&format!("packs.{name}")).pos);
             errors.push(ConfigError::new(
                 &agent_label,
                 pos,
@@ -288,6 +290,7 @@ pub fn load_with_env(
         checks: Vec::new(),
         packs: Vec::new(),
         skipped: Vec::new(),
+        checks_dirs: agent.checks_dirs.clone(),
     };
     if loaded.concurrency == 0 {
         let pos = agent_node.as_ref().map(|n| n.find("concurrency").pos);
@@ -337,7 +340,7 @@ pub fn load_with_env(
                 vars.insert(k.clone(), v.clone());
             } else {
                 let path = format!("packs.{}.vars.{k}", s.header.pack);
-                let pos = agent_node.as_ref().map(|n| n.find(&path).pos);
+                let pos = agent_node.as_ref().map(|n| n.find_key(&path).pos);
                 errors.push(ConfigError::new(
                     &agent_label,
                     pos,
@@ -535,12 +538,12 @@ fn load_pack(
             Err(field_errors) => {
                 for fe in field_errors {
                     let path = format!("{base}.{}", fe.path);
-                    errors.push(ConfigError::new(
-                        &s.label,
-                        Some(s.node.find(&path).pos),
-                        path,
-                        fe.message,
-                    ));
+                    let node = if fe.on_key {
+                        s.node.find_key(&path)
+                    } else {
+                        s.node.find(&path)
+                    };
+                    errors.push(ConfigError::new(&s.label, Some(node.pos), path, fe.message));
                 }
                 continue;
             }

@@ -12,7 +12,7 @@ pub mod model;
 pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{Loaded, LoadedCheck, Options, load};
+pub use load::{Loaded, LoadedCheck, Options, load, load_with_env};
 pub use model::CheckMeta;
 
 /// The JSON Schema of the pack file format, for editor completion.

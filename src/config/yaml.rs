@@ -183,13 +183,25 @@ impl Node {
     /// deepest node that exists on the way (so an error about a missing field
     /// points at the map that lacks it).
     pub fn find(&self, path: &str) -> &Node {
+        self.walk(path, false)
+    }
+
+    /// Like [`Node::find`], but when the path ends in a map key, the key
+    /// itself: for errors about a field being there at all.
+    pub fn find_key(&self, path: &str) -> &Node {
+        self.walk(path, true)
+    }
+
+    fn walk(&self, path: &str, want_key: bool) -> &Node {
+        let steps = split_path(path);
+        let last = steps.len();
         let mut node = self;
-        for step in split_path(path) {
+        for (i, step) in steps.into_iter().enumerate() {
             let next = match (&node.value, step) {
                 (Value::Map(entries), Step::Key(k)) => entries
                     .iter()
                     .find(|(key, _)| matches!(&key.value, Value::Scalar { text, .. } if text == k))
-                    .map(|(_, v)| v),
+                    .map(|(key, v)| if want_key && i + 1 == last { key } else { v }),
                 (Value::Seq(items), Step::Index(i)) => items.get(i),
                 _ => None,
             };
@@ -321,7 +333,7 @@ impl<'a> De<'a> {
     fn text(&self) -> Result<Option<(String, bool)>, DeError> {
         match self.scalar() {
             Some((t, plain)) => {
-                let t = (self.interp)(&t).map_err(|m| de::Error::custom(m))?;
+                let t = (self.interp)(&t).map_err(de::Error::custom)?;
                 Ok(Some((t, plain)))
             }
             None => Ok(None),

@@ -14,8 +14,21 @@
 //! Python venv at `$HP_VENV`, default `~/.cache/healthprobe/venv`); the
 //! project's single test command is `tests/run`. The tests run as root.
 
+mod support;
+mod support_smoke;
+
+mod cli;
+mod command;
+mod config_errors;
+// mod e2e; (enabled once the http kind lands)
+mod file;
+mod heartbeat;
+mod host;
 mod migrations;
 mod mysql;
 mod postgres;
-mod support;
-mod support_smoke;
+mod probe_util;
+mod process;
+mod reload;
+mod schema;
+mod server;

@@ -36,10 +36,7 @@ pub(crate) fn build(check_yaml: &str) -> (Arc<Probe>, Duration) {
 
 /// Runs the check once through the runner (hard timeout, redaction), keeping
 /// observations.
-pub(crate) async fn run_check(check_yaml: &str) -> Outcome {
-    let (probe, timeout) = build(check_yaml);
-    runner::execute(probe, timeout, true).await.outcome
-}
+pub(crate) use crate::probe_util::run as run_check;
 
 /// Runs the check once *without* the runner, so nothing masks what the kind
 /// itself wrote (for the tests that a secret never appears).

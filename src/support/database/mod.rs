@@ -481,7 +481,7 @@ impl Connection {
                 errors.push(FieldError::new(
                     name,
                     format!(
-                        "{name} ({d}) is longer than the check's timeout ({}): it could never apply; raise the check's `timeout` or lower this",
+                        "{d} is longer than the check's timeout ({}): it could never apply; raise the check's `timeout` or lower this",
                         humantime::format_duration(ctx.timeout)
                     ),
                 ));
@@ -750,45 +750,24 @@ impl<'a> Run<'a> {
             },
             conn.user
         );
-        let session = match conn.engine {
-            Engine::Mysql => {
-                let c = self
-                    .step(
-                        "connect",
-                        conn.connect_timeout,
-                        "connect_timeout",
-                        &doing,
-                        mysql::connect(conn, password, ips),
-                    )
-                    .await?;
-                self.observe(format!(
-                    "connected to {} (server {}.{}.{}{})",
-                    conn.describe(),
-                    c.server_version().0,
-                    c.server_version().1,
-                    c.server_version().2,
-                    if conn.tls.is_some() { ", TLS" } else { "" }
-                ));
-                SessionInner::Mysql(c)
+        let session = self
+            .step(
+                "connect",
+                conn.connect_timeout,
+                "connect_timeout",
+                &doing,
+                open(conn, password, ips),
+            )
+            .await?;
+        let server = match &session {
+            SessionInner::Mysql(c) => {
+                let (major, minor, patch) = c.server_version();
+                format!(" (server {major}.{minor}.{patch})")
             }
-            Engine::Postgres => {
-                let c = self
-                    .step(
-                        "connect",
-                        conn.connect_timeout,
-                        "connect_timeout",
-                        &doing,
-                        postgres::connect(conn, password, ips),
-                    )
-                    .await?;
-                self.observe(format!(
-                    "connected to {}{}",
-                    conn.describe(),
-                    if conn.tls.is_some() { " (TLS)" } else { "" }
-                ));
-                SessionInner::Postgres(c)
-            }
+            SessionInner::Postgres(_) => String::new(),
         };
+        let tls = if conn.tls.is_some() { ", TLS" } else { "" };
+        self.observe(format!("connected to {}{server}{tls}", conn.describe()));
         let mut session = Session {
             inner: Some(session),
         };
@@ -843,6 +822,18 @@ impl<'a> Run<'a> {
         )
         .await
     }
+}
+
+/// Logs in with the driver of the connection's engine.
+async fn open(
+    conn: &Connection,
+    password: Option<String>,
+    ips: Vec<IpAddr>,
+) -> Result<SessionInner, DbError> {
+    Ok(match conn.engine {
+        Engine::Mysql => SessionInner::Mysql(mysql::connect(conn, password, ips).await?),
+        Engine::Postgres => SessionInner::Postgres(postgres::connect(conn, password, ips).await?),
+    })
 }
 
 /// Resolves a host name (an IP address is used as it is).

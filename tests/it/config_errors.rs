@@ -1,0 +1,179 @@
+//! Bad configuration: one fixture per validation rule under
+//! `tests/fixtures/invalid/`, each starting with `# expect: LINE:COL: path: message`
+//! (a prefix of the one error it must produce), plus the agent config, `--var`
+//! and the rule that every error of a load is reported at once.
+
+use std::path::{Path, PathBuf};
+
+use healthprobe::config::{self, ConfigError, Options};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn load_dir(dir: &Path) -> Vec<ConfigError> {
+    let opts = Options {
+        checks_dirs: vec![dir.to_path_buf()],
+        no_builtin: true,
+        ..Default::default()
+    };
+    match config::load_with_env(&opts, &|_| None) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0,
+    }
+}
+
+/// The error without its file name: `LINE:COL: path: message`.
+fn located(e: &ConfigError) -> String {
+    let shown = e.to_string();
+    shown
+        .strip_prefix(&e.file)
+        .unwrap_or(&shown)
+        .trim_start_matches(':')
+        .trim_start()
+        .to_string()
+}
+
+#[test]
+fn every_invalid_fixture_gives_its_exact_error() {
+    let dir = fixtures().join("invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 20,
+        "expected a fixture per rule, found {}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()))
+            .to_string();
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, tmp.path().join(file.file_name().unwrap())).unwrap();
+        let errors = load_dir(tmp.path());
+        let shown: Vec<String> = errors.iter().map(located).collect();
+        if errors.len() != 1 || !shown[0].starts_with(&expect) {
+            failures.push(format!(
+                "{}:\n  expected: {expect}\n  got:      {shown:?}",
+                file.display()
+            ));
+        }
+        for e in &errors {
+            assert!(
+                e.file
+                    .ends_with(&*file.file_name().unwrap().to_string_lossy()),
+                "error names the file: {e}"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_at_once() {
+    let errors = load_dir(&fixtures().join("multi"));
+    let shown: Vec<String> = errors.iter().map(located).collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(
+        shown[0].starts_with("6:5: checks[0].colour: unknown field `colour`"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with("8:11: checks[1].kind: unknown variant `nope`"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[2].starts_with("11:15: checks[2].interval: `5` has no unit"),
+        "{shown:?}"
+    );
+}
+
+fn agent_errors(yaml: &str, vars: &[&str]) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("healthprobe.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let opts = Options {
+        config: Some(path.clone()),
+        vars: vars.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    match config::load_with_env(&opts, &|_| None) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            e.0.iter()
+                .map(|e| {
+                    e.to_string()
+                        .replace(&path.display().to_string(), "healthprobe.yaml")
+                })
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn agent_config_errors_are_located() {
+    assert_eq!(
+        agent_errors("packs:\n  hots: {}\n", &[]),
+        vec![
+            "healthprobe.yaml:2:3: packs.hots: no pack named `hots` (known packs: host)"
+                .to_string()
+        ]
+    );
+    assert_eq!(
+        agent_errors("listen: nowhere\nconcurrency: 0\n", &[]),
+        vec![
+            "healthprobe.yaml:1:9: listen: `nowhere` is not an address like 127.0.0.1:9464 or [::1]:9464".to_string(),
+            "healthprobe.yaml:2:14: concurrency: must be at least 1".to_string(),
+        ]
+    );
+    assert_eq!(
+        agent_errors("packs:\n  host:\n    vars: { rooot: /x }\n", &[]),
+        vec!["healthprobe.yaml:3:13: packs.host.vars.rooot: pack `host` has no var `rooot` (it has: none)".to_string()]
+    );
+    assert_eq!(agent_errors("lisen: x\n", &[]), vec!["healthprobe.yaml:1:1: lisen: unknown field `lisen`, expected one of `listen`, `packs`, `checks_dirs`, `concurrency`".to_string()]);
+}
+
+#[test]
+fn var_flags_are_checked() {
+    let errors = agent_errors(
+        "packs: { host: {} }\n",
+        &["novalue", "host.nope=1", "other.x=1", "nope=1"],
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "--var: `novalue` is not KEY=VALUE or PACK.KEY=VALUE".to_string(),
+            "--var: `host.nope`: pack `host` has no var `nope` (it has: none)".to_string(),
+            "--var: `other.x`: pack `other` is not enabled".to_string(),
+            "--var: `nope`: no enabled pack has a var of that name".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn the_builtin_packs_are_valid() {
+    let opts = Options {
+        packs: healthprobe::config::load::BUILTIN_PACKS
+            .iter()
+            .map(|(f, _)| f.trim_end_matches(".yaml").to_string())
+            .collect(),
+        ..Default::default()
+    };
+    // Built-in packs that read an app's .env need it present; they are
+    // validated against fixture installs in their own tests. Here: parse only.
+    for (file, text) in healthprobe::config::load::BUILTIN_PACKS {
+        assert!(
+            healthprobe::config::yaml::parse(text).is_ok(),
+            "{file} parses"
+        );
+    }
+    let _ = opts;
+}
