@@ -17,6 +17,9 @@ pub mod file;
 pub mod heartbeat;
 pub mod host;
 pub mod http;
+pub mod migrations;
+pub mod mysql;
+pub mod postgres;
 pub mod process;
 pub mod tcp;
 
@@ -249,4 +252,10 @@ kinds! {
     host => Host(host::HostCheck),
     /// A beat pushed by a job (`POST /push/PACK/NAME`) within its period.
     heartbeat => Heartbeat(heartbeat::HeartbeatCheck),
+    /// A MySQL/MariaDB server: a query's number, a server variable, or connection headroom.
+    mysql => Mysql(mysql::MysqlCheck),
+    /// A PostgreSQL server: a query's number against bounds.
+    postgres => Postgres(postgres::PostgresCheck),
+    /// Migrations recorded in the database against the migration files (Rails, Laravel).
+    migrations => Migrations(migrations::MigrationsCheck),
 }

@@ -3,7 +3,9 @@
 
 pub mod blocking;
 pub mod net;
+pub mod database;
 pub mod runas;
+pub mod secret;
 pub mod signals;
 #[cfg(test)]
 pub mod testing;
