@@ -13,9 +13,11 @@ pub mod outcome;
 pub mod runner;
 
 pub mod command;
+pub mod config_file;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod log;
 pub mod process;
 pub mod tcp;
 
@@ -246,4 +248,8 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// Assertions on an app's .env, TOML or JSON configuration file.
+    config => Config(config_file::ConfigCheck),
+    /// New lines of a log file matching named signatures.
+    log => Log(log::LogCheck),
 }

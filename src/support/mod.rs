@@ -2,3 +2,4 @@
 //! repeats another.
 
 pub mod users;
+pub mod paths;
