@@ -246,6 +246,7 @@ impl Check for ConfigCheck {
             let (name, value) = doc.find(&a.spec);
             seen.push(match &value {
                 None => format!("`{name}` is not set"),
+                Some(v) if is_empty(v) => format!("`{name}` is set but empty"),
                 Some(_) if is_secret_key(&name) => format!("`{name}` is set (a secret, not shown)"),
                 Some(v) => format!("`{name}` = {}", quote(&render(v))),
             });
@@ -280,7 +281,9 @@ fn check_key(key: &str, format: Option<ConfigFormat>) -> Result<(), String> {
     if key != "/" && key.starts_with('/') && key.ends_with('/') {
         return Err(format!("`{key}` ends with `/`"));
     }
-    if !key.starts_with('/') && key.split('.').any(str::is_empty) && format != Some(ConfigFormat::Env)
+    if !key.starts_with('/')
+        && key.split('.').any(str::is_empty)
+        && format != Some(ConfigFormat::Env)
     {
         return Err(format!("`{key}` has an empty part between dots"));
     }
@@ -295,7 +298,10 @@ async fn read_capped(path: &Path) -> Result<String, Outcome> {
             std::io::ErrorKind::NotFound => " (is the path right, is the app installed here?)",
             _ => "",
         };
-        Outcome::fail(Reason::from_io(&e), format!("cannot read {shown}: {e}{hint}"))
+        Outcome::fail(
+            Reason::from_io(&e),
+            format!("cannot read {shown}: {e}{hint}"),
+        )
     };
     let meta = tokio::fs::metadata(path).await.map_err(fail)?;
     if !meta.is_file() {
@@ -412,11 +418,12 @@ impl Document {
         if key.starts_with('/') {
             return self.root.pointer(key);
         }
-        key.split('.').try_fold(&self.root, |node, part| match node {
-            Value::Object(map) => map.get(part),
-            Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+        key.split('.')
+            .try_fold(&self.root, |node, part| match node {
+                Value::Object(map) => map.get(part),
+                Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            })
     }
 }
 
@@ -486,7 +493,10 @@ impl Prepared {
         if let Some(re) = &self.matches
             && !re.is_match(&text)
         {
-            out.push(format!("`{name}`{is}, which does not match `{}`", re.as_str()));
+            out.push(format!(
+                "`{name}`{is}, which does not match `{}`",
+                re.as_str()
+            ));
         }
         if let Some(allowed) = &a.one_of
             && !allowed.contains(&text)
@@ -552,7 +562,12 @@ fn toml_to_json(v: toml::Value) -> Value {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = before.len() - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+    let col = before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, col)
 }
 
@@ -609,7 +624,9 @@ mod tests {
             ],
             "{errs:?}"
         );
-        let errs = build("path: .env\nformat: env\nassertions: []\n").err().unwrap();
+        let errs = build("path: .env\nformat: env\nassertions: []\n")
+            .err()
+            .unwrap();
         assert_eq!(errs[0].path, "assertions");
         let errs = build("path: .env\nassertions:\n  - { key: /a/b }\n")
             .err()
@@ -689,9 +706,13 @@ mod tests {
 
     #[test]
     fn parse_errors_do_not_quote_the_file() {
-        let e = Document::parse(ConfigFormat::Toml, "a = 1\nsecret = \"hunter2\n").err().unwrap();
+        let e = Document::parse(ConfigFormat::Toml, "a = 1\nsecret = \"hunter2\n")
+            .err()
+            .unwrap();
         assert!(!e.contains("hunter2") && e.contains("line 2"), "{e}");
-        let e = Document::parse(ConfigFormat::Json, "{\"k\": \"hunter2\" x}").err().unwrap();
+        let e = Document::parse(ConfigFormat::Json, "{\"k\": \"hunter2\" x}")
+            .err()
+            .unwrap();
         assert!(!e.contains("hunter2") && e.contains("line 1"), "{e}");
     }
 }

@@ -172,7 +172,10 @@ impl Check for LogCheck {
         let mut signatures = Vec::new();
         for (i, s) in spec.signatures.iter().enumerate() {
             if s.name.is_empty() {
-                errors.push(FieldError::new(format!("signatures[{i}].name"), "the name is empty"));
+                errors.push(FieldError::new(
+                    format!("signatures[{i}].name"),
+                    "the name is empty",
+                ));
             } else if !names.insert(s.name.as_str()) {
                 errors.push(FieldError::new(
                     format!("signatures[{i}].name"),
@@ -285,7 +288,8 @@ impl Inner {
         {
             let before = scan.bytes;
             if let Err(e) = self.read(cur, &mut budget, true, &mut scan) {
-                scan.notes.push(format!("could not finish {}: {e}", cur.path.display()));
+                scan.notes
+                    .push(format!("could not finish {}: {e}", cur.path.display()));
             }
             scan.notes.push(format!(
                 "{} was rotated: read its last {} bytes, then the new file from its start",
@@ -304,10 +308,7 @@ impl Inner {
                     mid_line: false,
                 });
                 if let Err(e) = self.read(cur, &mut budget, false, &mut scan) {
-                    return Outcome::fail(
-                        Reason::from_io(&e),
-                        format!("cannot read {shown}: {e}"),
-                    );
+                    return Outcome::fail(Reason::from_io(&e), format!("cannot read {shown}: {e}"));
                 }
                 self.judge(&shown, scan, &mut state)
             }
@@ -324,7 +325,13 @@ impl Inner {
 
     /// Reads `cur` from its offset to its current end (`drain`: also a last
     /// line without newline), within `budget`.
-    fn read(&self, cur: &mut Followed, budget: &mut u64, drain: bool, scan: &mut Scan) -> io::Result<()> {
+    fn read(
+        &self,
+        cur: &mut Followed,
+        budget: &mut u64,
+        drain: bool,
+        scan: &mut Scan,
+    ) -> io::Result<()> {
         let size = cur.file.metadata()?.len();
         if size < cur.offset {
             scan.notes.push(format!(
@@ -431,7 +438,11 @@ impl Inner {
         let mut seen = Vec::new();
         for (i, (name, _, own)) in self.signatures.iter().enumerate() {
             let n = scan.counts[i];
-            let bound = own.or(if self.max_total.is_none() { Some(0) } else { None });
+            let bound = own.or(if self.max_total.is_none() {
+                Some(0)
+            } else {
+                None
+            });
             if n > 0 {
                 seen.push(format!("{n} new `{name}`"));
             }
@@ -468,11 +479,14 @@ impl Inner {
         } else {
             let mut m = format!("{shown}: {}", over.join(", "));
             if let Some((line, hits)) = &scan.last {
-                let names: Vec<&str> = hits.iter().map(|&i| self.signatures[i].0.as_str()).collect();
+                let names: Vec<&str> = hits
+                    .iter()
+                    .map(|&i| self.signatures[i].0.as_str())
+                    .collect();
                 m.push_str(&format!(
                     "; last ({}): \"{}\"",
                     names.join(", "),
-                    crate::redact::redact(&cut(line, QUOTE_CHARS))
+                    cut(&crate::redact::redact(line), QUOTE_CHARS)
                 ));
             }
             m
@@ -522,7 +536,12 @@ impl Inner {
         let outcome = if self.missing_ok {
             Outcome::ok(format!("{what} (yet): nothing logged")).with_value(0.0)
         } else {
-            Outcome::fail(Reason::NotFound, format!("{what} (is the path right? set `missing_ok: true` if the app creates it on its first error)"))
+            Outcome::fail(
+                Reason::NotFound,
+                format!(
+                    "{what} (is the path right? set `missing_ok: true` if the app creates it on its first error)"
+                ),
+            )
         };
         outcome.with_samples(samples)
     }
@@ -591,7 +610,11 @@ mod tests {
     }
 
     fn append(path: &std::path::Path, text: &str) {
-        let mut f = File::options().create(true).append(true).open(path).unwrap();
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
 

@@ -1,5 +1,5 @@
 //! Helpers shared by several check kinds (users, TLS, run-as), so that no kind
 //! repeats another.
 
-pub mod users;
 pub mod paths;
+pub mod users;

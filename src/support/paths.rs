@@ -116,10 +116,19 @@ mod tests {
         assert!(Glob::new("glob", "/tmp/[x", &ctx(None)).is_err());
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for name in ["laravel-2024-05-02.log", "laravel-2024-05-01.log", "other.log"] {
+        for name in [
+            "laravel-2024-05-02.log",
+            "laravel-2024-05-01.log",
+            "other.log",
+        ] {
             std::fs::write(d.join(name), "x").unwrap();
         }
-        let g = Glob::new("glob", &format!("{}/laravel-*.log", d.display()), &ctx(None)).unwrap();
+        let g = Glob::new(
+            "glob",
+            &format!("{}/laravel-*.log", d.display()),
+            &ctx(None),
+        )
+        .unwrap();
         let names: Vec<String> = g.matches().iter().map(|p| file_name(p)).collect();
         assert_eq!(names, ["laravel-2024-05-01.log", "laravel-2024-05-02.log"]);
         // Same mtime second or not, the later name wins a tie; an older mtime loses.
@@ -129,9 +138,6 @@ mod tests {
             .unwrap();
         old.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1000))
             .unwrap();
-        assert_eq!(
-            file_name(&g.newest().unwrap()),
-            "laravel-2024-05-01.log"
-        );
+        assert_eq!(file_name(&g.newest().unwrap()), "laravel-2024-05-01.log");
     }
 }

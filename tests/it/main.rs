@@ -17,7 +17,10 @@
 mod support;
 mod support_smoke;
 
+mod check_util;
 mod config_errors;
+mod config_file;
+mod log;
 mod schema;
 // mod e2e; (enabled once the http, file and command kinds land)
 mod server;
