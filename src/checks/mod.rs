@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod outcome;
 pub mod runner;
 
+pub mod binary;
 pub mod command;
 pub mod config_file;
 pub mod file;
@@ -248,6 +249,8 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// A program: location, owner, executable by a user, shared libraries, smoke run.
+    binary => Binary(binary::BinaryCheck),
     /// Assertions on an app's .env, TOML or JSON configuration file.
     config => Config(config_file::ConfigCheck),
     /// New lines of a log file matching named signatures.

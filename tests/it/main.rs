@@ -17,6 +17,7 @@
 mod support;
 mod support_smoke;
 
+mod binary;
 mod check_util;
 mod config_errors;
 mod config_file;
