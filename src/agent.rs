@@ -17,6 +17,16 @@ use crate::exposition::SelfMetrics;
 use crate::scheduler::{self, Scheduled};
 use crate::store::{RunRecord, Slot, Store, unix_seconds};
 
+/// What became of a heartbeat push.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushResult {
+    Recorded,
+    Unauthorized,
+    /// The check exists but is not a heartbeat.
+    NotHeartbeat,
+    Unknown,
+}
+
 /// Shared state of a running agent.
 pub struct Agent {
     pub store: Store,
@@ -97,6 +107,18 @@ impl Agent {
     /// The prepared check `PACK/NAME`.
     pub fn probe(&self, id: &str) -> Option<&Arc<Probe>> {
         self.probes.get(id).map(|c| &c.probe)
+    }
+
+    /// Records a heartbeat for `PACK/NAME`.
+    pub fn push(&self, id: &str, token: Option<&str>) -> PushResult {
+        match self.probes.get(id).map(|c| &*c.probe) {
+            Some(Probe::Heartbeat(h)) => match h.beat(token) {
+                Ok(()) => PushResult::Recorded,
+                Err(_) => PushResult::Unauthorized,
+            },
+            Some(_) => PushResult::NotHeartbeat,
+            None => PushResult::Unknown,
+        }
     }
 
     /// A token cancelled when the agent stops.

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, PushResult};
 use crate::exposition;
 use crate::view::CheckView;
 
@@ -113,6 +113,7 @@ pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
                 crate::status_page::render(&views).into_bytes(),
             )
         }
+        p if p.starts_with("/push/") => push(agent, req).await,
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/checks" | "/probe" | "/" => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
             r.headers_mut()
@@ -129,6 +130,42 @@ pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
                 "Not found: see / for the status page, /metrics for metrics\n",
             )
         }
+    }
+}
+
+/// `POST /push/PACK/NAME`: a heartbeat, with `Authorization: Bearer TOKEN`
+/// or `?token=TOKEN`.
+async fn push(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Use POST to push a heartbeat\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST, PUT"));
+        return r;
+    }
+    let id = req.uri().path().trim_start_matches("/push/").to_string();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let token = bearer.or_else(|| {
+        parse_query(req.uri().query().unwrap_or(""))
+            .into_iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v)
+    });
+    let _ = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await;
+    match agent.push(&id, token.as_deref()) {
+        PushResult::Recorded => text(StatusCode::ACCEPTED, "Recorded\n"),
+        PushResult::Unauthorized => text(StatusCode::UNAUTHORIZED, "Missing or wrong token\n"),
+        PushResult::NotHeartbeat => text(StatusCode::CONFLICT, "That check is not a heartbeat\n"),
+        PushResult::Unknown => text(StatusCode::NOT_FOUND, "No such check\n"),
     }
 }
 

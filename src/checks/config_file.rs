@@ -575,6 +575,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::config::yaml;
+    use crate::support::testing;
 
     fn spec(text: &str) -> ConfigSpec {
         let node = yaml::parse(text).unwrap().unwrap();
@@ -582,11 +583,7 @@ mod tests {
     }
 
     fn build(text: &str) -> Result<ConfigCheck, Vec<FieldError>> {
-        let ctx = BuildContext {
-            timeout: std::time::Duration::from_secs(5),
-            pack_dir: Some("/srv/app".into()),
-        };
-        ConfigCheck::build(&spec(text), &ctx)
+        testing::build_in::<ConfigCheck>(text, Some("/srv/app".into()))
     }
 
     fn assertion(text: &str) -> Prepared {

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use super::outcome::{Family, FamilyType, Sample};
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext, compile_regex};
 use crate::support::paths::{self, Glob};
+use crate::support::{blocking, units};
 
 /// Lines matching each signature, counted since the agent started.
 pub static LOG_MATCHES: Family = Family {
@@ -220,10 +221,7 @@ impl Check for LogCheck {
     async fn run(&self, _ctx: &RunContext) -> Outcome {
         // Bounded blocking reads (at most `max_read` bytes): off the runtime.
         let inner = self.inner.clone();
-        match tokio::task::spawn_blocking(move || inner.step()).await {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome::fail(Reason::InternalError, format!("the log reader failed: {e}")),
-        }
+        blocking::outcome("the log reader", move || inner.step()).await
     }
 }
 
@@ -292,9 +290,9 @@ impl Inner {
                     .push(format!("could not finish {}: {e}", cur.path.display()));
             }
             scan.notes.push(format!(
-                "{} was rotated: read its last {} bytes, then the new file from its start",
+                "{} was rotated: read its last {}, then the new file from its start",
                 cur.path.display(),
-                scan.bytes - before
+                units::bytes(scan.bytes - before)
             ));
             state.current = None;
         }
@@ -466,13 +464,17 @@ impl Inner {
         let mut notes = scan.notes.clone();
         if scan.skipped > 0 {
             notes.push(format!(
-                "skipped the oldest {} bytes: more than the {} bytes read per run (max_read_bytes) were written",
-                scan.skipped, self.max_read
+                "skipped the oldest {}: more than the {} read per run (max_read_bytes) were written",
+                units::bytes(scan.skipped),
+                units::bytes(self.max_read)
             ));
         }
         let mut message = if over.is_empty() {
             if seen.is_empty() {
-                format!("{shown}: no new matching line ({} new bytes)", scan.bytes)
+                format!(
+                    "{shown}: no new matching line ({} new)",
+                    units::bytes(scan.bytes)
+                )
             } else {
                 format!("{shown}: {} (within bounds)", seen.join(", "))
             }
@@ -592,21 +594,16 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::yaml;
+    use crate::support::testing;
     use std::io::Write;
 
     fn check(dir: &std::path::Path, extra: &str) -> LogCheck {
-        let text = format!(
+        testing::build::<LogCheck>(&format!(
             "path: {}/app.log\nsignatures:\n  - {{ name: boom, regex: BOOM }}\n  - {{ name: warn, regex: WARN, max_new_matches: 5 }}\n{extra}",
             dir.display()
-        );
-        let node = yaml::parse(&text).unwrap().unwrap();
-        let spec: LogSpec = yaml::from_node(&node, "log", &|s| Ok(s.to_string())).unwrap();
-        let ctx = BuildContext {
-            timeout: std::time::Duration::from_secs(5),
-            pack_dir: None,
-        };
-        LogCheck::build(&spec, &ctx).ok().unwrap()
+        ))
+        .ok()
+        .unwrap()
     }
 
     fn append(path: &std::path::Path, text: &str) {
@@ -657,18 +654,9 @@ mod tests {
 
     #[test]
     fn build_errors_name_their_fields() {
-        let node = yaml::parse(
+        let (_, paths) = testing::build_errors::<LogCheck>(
             "path: /x\nglob: /y*\nsignatures:\n  - { name: a, regex: '(' }\n  - { name: a, regex: x }\nmax_read_bytes: 10\n",
-        )
-        .unwrap()
-        .unwrap();
-        let spec: LogSpec = yaml::from_node(&node, "log", &|s| Ok(s.to_string())).unwrap();
-        let ctx = BuildContext {
-            timeout: std::time::Duration::from_secs(5),
-            pack_dir: None,
-        };
-        let errs = LogCheck::build(&spec, &ctx).err().unwrap();
-        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        );
         assert_eq!(
             paths,
             [

@@ -16,6 +16,7 @@ pub mod binary;
 pub mod command;
 pub mod config_file;
 pub mod file;
+pub mod heartbeat;
 pub mod host;
 pub mod http;
 pub mod log;
@@ -249,6 +250,8 @@ kinds! {
     process => Process(process::ProcessCheck),
     /// Host resources: disk, memory, swap, load.
     host => Host(host::HostCheck),
+    /// A beat pushed by a job (`POST /push/PACK/NAME`) within its period.
+    heartbeat => Heartbeat(heartbeat::HeartbeatCheck),
     /// A program: location, owner, executable by a user, shared libraries, smoke run.
     binary => Binary(binary::BinaryCheck),
     /// Assertions on an app's .env, TOML or JSON configuration file.

@@ -113,14 +113,14 @@ pub fn load_with_env(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    if let Some(path) = &opts.config {
-        if let Some(node) = read_yaml(path, &agent_label, &mut errors) {
-            match yaml::from_node::<AgentConfig>(&node, "", &plain_env) {
-                Ok(a) => agent = a,
-                Err(e) => errors.push(de_error(&agent_label, e)),
-            }
-            agent_node = Some(node);
+    if let Some(path) = &opts.config
+        && let Some(node) = read_yaml(path, &agent_label, &mut errors)
+    {
+        match yaml::from_node::<AgentConfig>(&node, "", &plain_env) {
+            Ok(a) => agent = a,
+            Err(e) => errors.push(de_error(&agent_label, e)),
         }
+        agent_node = Some(node);
     }
 
     // Pack sources: built-in first, then directories (later ones override).

@@ -333,7 +333,7 @@ impl<'a> De<'a> {
     fn text(&self) -> Result<Option<(String, bool)>, DeError> {
         match self.scalar() {
             Some((t, plain)) => {
-                let t = (self.interp)(&t).map_err(|m| de::Error::custom(m))?;
+                let t = (self.interp)(&t).map_err(de::Error::custom)?;
                 Ok(Some((t, plain)))
             }
             None => Ok(None),

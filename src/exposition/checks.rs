@@ -171,13 +171,13 @@ fn reason_label(reason: Reason) -> &'static str {
     }
 }
 
+/// One kind-specific family and its series (check, sample).
+type FamilySeries<'a> = (&'static Family, Vec<(&'a Slot, &'a crate::checks::Sample)>);
+
 /// Kind-specific families, grouped by family across checks (the text format
 /// wants every series of a family together).
 fn render_samples(pairs: &[(&Slot, &RunRecord)], out: &mut Vec<u8>) {
-    let mut families: BTreeMap<
-        &'static str,
-        (&'static Family, Vec<(&Slot, &crate::checks::Sample)>),
-    > = BTreeMap::new();
+    let mut families: BTreeMap<&'static str, FamilySeries> = BTreeMap::new();
     for (slot, run) in pairs {
         for sample in &run.outcome.samples {
             families

@@ -1,5 +1,11 @@
 //! Helpers shared by several check kinds (users, TLS, run-as), so that no kind
 //! repeats another.
 
+pub mod blocking;
 pub mod paths;
+pub mod runas;
+pub mod signals;
+#[cfg(test)]
+pub mod testing;
+pub mod units;
 pub mod users;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use healthprobe::checks::{Outcome, Reason};
+use healthprobe::checks::Reason;
 
-use crate::check_util::{build_errors, run_once};
+use crate::probe_util::{assert_outcome, build_errors, hp_other, run};
 
 const LIBBAR: &str = "int bar(void) { return 40; }\n";
 const LIBFOO: &str = "extern int bar(void);\nint foo(void) { return bar() + 2; }\n";
@@ -113,21 +113,12 @@ fn check(block: &str) -> String {
     format!("name: chrome\nkind: binary\ntimeout: 10s\nbinary:\n{block}")
 }
 
-fn assert_fails(o: &Outcome, reason: Reason, text: &str) {
-    assert_eq!(o.reason, reason, "{}", o.message);
-    assert!(
-        o.message.contains(text),
-        "expected {text:?} in: {}",
-        o.message
-    );
-}
-
 #[tokio::test]
 async fn libraries_found_through_origin_then_deleted() {
     let dir = fixture();
     let prog = dir.path().join("prog-rpath");
     let c = check(&format!("  path: {}\n", prog.display()));
-    let o = run_once(&c).await;
+    let o = run(&c).await;
     assert!(o.success(), "{}", o.message);
     assert_eq!(o.value, Some(0.0));
     let lib = dir.path().join("lib");
@@ -151,11 +142,11 @@ async fn libraries_found_through_origin_then_deleted() {
     );
 
     std::fs::remove_file(lib.join("libfoo.so")).unwrap();
-    let o = run_once(&c).await;
-    assert_fails(
+    let o = run(&c).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "libfoo.so not found (needed by prog-rpath)",
+        &["libfoo.so not found (needed by prog-rpath)"],
     );
     assert_eq!(o.value, Some(1.0));
 }
@@ -167,19 +158,23 @@ async fn libraries_found_through_origin_then_deleted() {
 async fn runpath_is_not_inherited_and_the_loader_agrees() {
     let dir = fixture();
     let prog = dir.path().join("prog-runpath");
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path: {}\n  expect: {{ libraries_resolve: false }}\n  smoke: {{ timeout: 5s }}\n",
         prog.display()
     )))
     .await;
-    assert_fails(&o, Reason::AssertionFailed, "exited with 127, expected 0");
-    assert!(o.message.contains("libbar.so"), "{}", o.message);
-
-    let o = run_once(&check(&format!("  path: {}\n", prog.display()))).await;
-    assert_fails(
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "libbar.so not found (needed by libfoo.so)",
+        &["exited with 127, expected 0"],
+    );
+    assert!(o.message.contains("libbar.so"), "{}", o.message);
+
+    let o = run(&check(&format!("  path: {}\n", prog.display()))).await;
+    assert_outcome(
+        &o,
+        Reason::AssertionFailed,
+        &["libbar.so not found (needed by libfoo.so)"],
     );
     assert_eq!(o.value, Some(1.0));
 }
@@ -215,7 +210,7 @@ async fn agrees_with_ldd() {
             })
             .collect();
         let started = std::time::Instant::now();
-        let o = run_once(&check(&format!("  path: {}\n", prog.display()))).await;
+        let o = run(&check(&format!("  path: {}\n", prog.display()))).await;
         eprintln!(
             "{}: {} libraries in {:?}",
             prog.display(),
@@ -257,7 +252,7 @@ async fn snappdf_revision_file_layout() {
         "  path_from_file:\n    file: {}\n    template: \"{{content}}/chrome-linux/chrome\"\n",
         revision.display()
     );
-    let o = run_once(&check(&from_file)).await;
+    let o = run(&check(&from_file)).await;
     assert!(o.success(), "{}", o.message);
     assert!(
         o.message.contains("versions/1045629/chrome-linux/chrome"),
@@ -266,7 +261,7 @@ async fn snappdf_revision_file_layout() {
     );
 
     // Relative to a root, as the snappdf package lays it out.
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path_from_file:\n    file: {}\n    root: {}\n    template: versions/{{content}}/chrome-linux/chrome\n",
         revision.display(),
         snappdf.display()
@@ -276,40 +271,40 @@ async fn snappdf_revision_file_layout() {
 
     // `path_from_env` empty (SNAPPDF_CHROMIUM_PATH unset): the file is used;
     // set: the app's own path wins.
-    let o = run_once(&check(&format!("  path_from_env: \"\"\n{from_file}"))).await;
+    let o = run(&check(&format!("  path_from_env: \"\"\n{from_file}"))).await;
     assert!(o.success(), "{}", o.message);
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path_from_env: {}/nowhere/chrome\n{from_file}",
         dir.path().display()
     )))
     .await;
-    assert_fails(&o, Reason::NotFound, "nowhere/chrome does not exist");
+    assert_outcome(&o, Reason::NotFound, &["nowhere/chrome does not exist"]);
 
     // A revision that was never downloaded, and garbage in the file.
     std::fs::write(&revision, "1100000\n").unwrap();
-    let o = run_once(&check(&from_file)).await;
-    assert_fails(
+    let o = run(&check(&from_file)).await;
+    assert_outcome(
         &o,
         Reason::NotFound,
-        "versions/1100000/chrome-linux/chrome does not exist",
+        &["versions/1100000/chrome-linux/chrome does not exist"],
     );
     assert!(o.message.contains("named by"), "{}", o.message);
     std::fs::write(&revision, "../../../../bin/sh").unwrap();
-    let o = run_once(&check(&from_file)).await;
-    assert_fails(
+    let o = run(&check(&from_file)).await;
+    assert_outcome(
         &o,
         Reason::ProtocolError,
-        "should hold one line naming a version",
+        &["should hold one line naming a version"],
     );
 
     // Chrome's libraries missing on the host (the guide's libatk).
     std::fs::write(&revision, "1045629").unwrap();
     std::fs::remove_file(chrome_dir.join("lib/libfoo.so")).unwrap();
-    let o = run_once(&check(&from_file)).await;
-    assert_fails(
+    let o = run(&check(&from_file)).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "libfoo.so not found (needed by chrome)",
+        &["libfoo.so not found (needed by chrome)"],
     );
 }
 
@@ -322,21 +317,21 @@ async fn owner_and_execute_permission_as_www_data() {
         prog.display()
     ));
 
-    // Downloaded by another user (root here, then nobody): wrong owner.
-    let nobody = healthprobe::support::users::lookup_user("nobody").unwrap();
-    chown(&prog, Some(nobody.uid), None).unwrap();
+    // Downloaded by another user: wrong owner (the guide's "signal 5").
+    let other = healthprobe::support::users::lookup_user(hp_other()).unwrap();
+    chown(&prog, Some(other.uid), None).unwrap();
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = run_once(&c).await;
-    assert_fails(
+    let o = run(&c).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "is owned by nobody, not www-data",
+        &["is owned by hp-other, not www-data"],
     );
     assert!(o.message.contains("chown -R www-data:"), "{}", o.message);
 
     let www = healthprobe::support::users::lookup_user("www-data").unwrap();
     chown(&prog, Some(www.uid), None).unwrap();
-    let o = run_once(&c).await;
+    let o = run(&c).await;
     assert!(o.success(), "{}", o.message);
     assert!(
         o.observations
@@ -346,15 +341,15 @@ async fn owner_and_execute_permission_as_www_data() {
     // Root's private binary: www-data may not execute it.
     chown(&prog, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path: {}\n  expect: {{ executable_by: www-data }}\n",
         prog.display()
     )))
     .await;
-    assert_fails(
+    assert_outcome(
         &o,
         Reason::PermissionDenied,
-        "is not executable by www-data",
+        &["is not executable by www-data"],
     );
     assert!(
         o.message.contains("owned by root:root, mode 0700"),
@@ -365,18 +360,18 @@ async fn owner_and_execute_permission_as_www_data() {
     // Executable, but in a directory www-data cannot enter.
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path: {}\n  expect: {{ executable_by: www-data }}\n",
         prog.display()
     )))
     .await;
-    assert_fails(
+    assert_outcome(
         &o,
         Reason::PermissionDenied,
-        &format!(
+        &[&format!(
             "{}: Permission denied (a directory owned by root:root, mode 0700)",
             dir.path().display()
-        ),
+        )],
     );
 }
 
@@ -391,7 +386,7 @@ async fn smoke_runs_as_the_user_and_names_signals() {
         ))
     };
     // It really runs as www-data (uid 33 makes it exit 0).
-    let o = run_once(&smoke("[uid, \"33\"]", "")).await;
+    let o = run(&smoke("[uid, \"33\"]", "")).await;
     assert!(o.success(), "{}", o.message);
     assert!(
         o.observations
@@ -400,32 +395,32 @@ async fn smoke_runs_as_the_user_and_names_signals() {
         "{:?}",
         o.observations
     );
-    let o = run_once(&smoke("[uid, \"0\"]", "")).await;
-    assert_fails(
+    let o = run(&smoke("[uid, \"0\"]", "")).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "as www-data exited with 3, expected 0",
+        &["as www-data exited with 3, expected 0"],
     );
 
-    let o = run_once(&smoke("[trap]", "")).await;
-    assert_fails(
+    let o = run(&smoke("[trap]", "")).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "was killed by signal 5 (SIGTRAP)",
+        &["was killed by signal 5 (SIGTRAP)"],
     );
 
-    let o = run_once(&smoke("[fail]", "")).await;
-    assert_fails(
+    let o = run(&smoke("[fail]", "")).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "exited with 7, expected 0; stderr: \"cannot open display\"",
+        &["exited with 7, expected 0; stderr: \"cannot open display\""],
     );
-    let o = run_once(&smoke("[fail]", ", expect_exit: 7")).await;
+    let o = run(&smoke("[fail]", ", expect_exit: 7")).await;
     assert!(o.success(), "{}", o.message);
 
     let started = std::time::Instant::now();
-    let o = run_once(&smoke("[sleep]", "")).await;
-    assert_fails(&o, Reason::Timeout, "did not finish within 2s");
+    let o = run(&smoke("[sleep]", "")).await;
+    assert_outcome(&o, Reason::Timeout, &["did not finish within 2s"]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
@@ -434,18 +429,18 @@ async fn files_that_are_not_programs() {
     let dir = fixture();
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"\x13\x37 this is not a program at all\n").unwrap();
-    let o = run_once(&check(&format!("  path: {}\n", garbage.display()))).await;
-    assert_fails(
+    let o = run(&check(&format!("  path: {}\n", garbage.display()))).await;
+    assert_outcome(
         &o,
         Reason::ProtocolError,
-        "neither an ELF binary nor a `#!` script (it starts with bytes 13 37 20 74)",
+        &["neither an ELF binary nor a `#!` script (it starts with bytes 13 37 20 74)"],
     );
 
     let elf = std::fs::read(dir.path().join("prog-rpath")).unwrap();
     for len in [3, 20, 63, 64, 200, 1000, elf.len() / 2] {
         let cut = dir.path().join(format!("cut-{len}"));
         std::fs::write(&cut, &elf[..len]).unwrap();
-        let o = run_once(&check(&format!("  path: {}\n", cut.display()))).await;
+        let o = run(&check(&format!("  path: {}\n", cut.display()))).await;
         assert!(
             matches!(o.reason, Reason::ProtocolError | Reason::AssertionFailed),
             "{len}: {:?} {}",
@@ -461,14 +456,14 @@ async fn files_that_are_not_programs() {
 
     let empty = dir.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    let o = run_once(&check(&format!("  path: {}\n", empty.display()))).await;
-    assert_fails(&o, Reason::ProtocolError, "it is empty");
+    let o = run(&check(&format!("  path: {}\n", empty.display()))).await;
+    assert_outcome(&o, Reason::ProtocolError, &["it is empty"]);
 
     // A script: libraries do not apply; the smoke run still does.
     let script = dir.path().join("snappdf");
     std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path: {}\n  smoke: {{}}\n",
         script.display()
     )))
@@ -482,8 +477,8 @@ async fn files_that_are_not_programs() {
         o.observations
     );
 
-    let o = run_once(&check(&format!("  path: {}\n", dir.path().display()))).await;
-    assert_fails(&o, Reason::AssertionFailed, "is not a regular file");
+    let o = run(&check(&format!("  path: {}\n", dir.path().display()))).await;
+    assert_outcome(&o, Reason::AssertionFailed, &["is not a regular file"]);
 }
 
 #[tokio::test]
@@ -491,34 +486,34 @@ async fn globs_first_or_all_matches_and_absence() {
     let dir = fixture();
     let c = |extra: &str| check(&format!("  glob: {}/prog-*\n{extra}", dir.path().display()));
     // First match in path order: prog-rpath (prog-runpath would fail).
-    let o = run_once(&c("")).await;
+    let o = run(&c("")).await;
     assert!(o.success(), "{}", o.message);
     assert!(o.message.contains("prog-rpath"), "{}", o.message);
-    let o = run_once(&c("  all: true\n")).await;
-    assert_fails(
+    let o = run(&c("  all: true\n")).await;
+    assert_outcome(
         &o,
         Reason::AssertionFailed,
-        "libbar.so not found (needed by libfoo.so)",
+        &["libbar.so not found (needed by libfoo.so)"],
     );
 
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  glob: {}/chrome-*\n",
         dir.path().display()
     )))
     .await;
-    assert_fails(&o, Reason::NotFound, "no file matches");
-    let o = run_once(&check(&format!(
+    assert_outcome(&o, Reason::NotFound, &["no file matches"]);
+    let o = run(&check(&format!(
         "  path: {}/old-chrome\n  expect: {{ exists: false }}\n",
         dir.path().display()
     )))
     .await;
     assert!(o.success(), "{}", o.message);
-    let o = run_once(&check(&format!(
+    let o = run(&check(&format!(
         "  path: {}/prog-rpath\n  expect: {{ exists: false }}\n",
         dir.path().display()
     )))
     .await;
-    assert_fails(&o, Reason::AssertionFailed, "exists, but must not");
+    assert_outcome(&o, Reason::AssertionFailed, &["exists, but must not"]);
 }
 
 #[test]

@@ -8,7 +8,12 @@ use crate::support::agent::{AgentProcess, binary};
 use crate::support::tempdir;
 
 fn healthprobe(args: &[&str]) -> Output {
-    Command::new(binary()).args(args).env_remove("HEALTHPROBE_CONFIG").env("NO_COLOR", "1").output().expect("run healthprobe")
+    Command::new(binary())
+        .args(args)
+        .env_remove("HEALTHPROBE_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run healthprobe")
 }
 
 fn pack_dir(checks: &str) -> tempfile::TempDir {
@@ -24,7 +29,12 @@ const FAILING: &str = "  - name: gone\n    kind: file\n    severity: critical\n 
 fn check_exits_0_when_all_pass_and_1_when_one_fails() {
     let ok = pack_dir(PASSING);
     let out = healthprobe(&["check", "--checks", ok.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("All 1 checks passed."));
 
     let bad = pack_dir(&format!("{PASSING}{FAILING}"));
@@ -43,7 +53,13 @@ fn check_exits_0_when_all_pass_and_1_when_one_fails() {
 #[test]
 fn check_json_is_machine_readable() {
     let bad = pack_dir(&format!("{PASSING}{FAILING}"));
-    let out = healthprobe(&["check", "--format", "json", "--checks", bad.path().to_str().unwrap()]);
+    let out = healthprobe(&[
+        "check",
+        "--format",
+        "json",
+        "--checks",
+        bad.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(doc["passed"], 1);
@@ -55,12 +71,20 @@ fn check_json_is_machine_readable() {
 
 #[test]
 fn validate_reports_errors_with_positions_and_exits_2() {
-    let dir = pack_dir("  - name: x\n    kind: file\n    file: { path: / }\n    severty: critical\n  - name: y\n    kind: nope\n");
+    let dir = pack_dir(
+        "  - name: x\n    kind: file\n    file: { path: / }\n    severty: critical\n  - name: y\n    kind: nope\n",
+    );
     let out = healthprobe(&["validate", "--checks", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("t.yaml:8:5: checks[0].severty: unknown field `severty`"), "{err}");
-    assert!(err.contains("t.yaml:10:11: checks[1].kind: unknown variant `nope`"), "{err}");
+    assert!(
+        err.contains("t.yaml:8:5: checks[0].severty: unknown field `severty`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("t.yaml:10:11: checks[1].kind: unknown variant `nope`"),
+        "{err}"
+    );
     assert!(err.contains("2 configuration errors found"), "{err}");
 
     let ok = pack_dir(PASSING);
@@ -72,7 +96,12 @@ fn validate_reports_errors_with_positions_and_exits_2() {
 #[test]
 fn bad_usage_exits_2() {
     assert_eq!(healthprobe(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(healthprobe(&["check", "--pack", "nosuchpack"]).status.code(), Some(2));
+    assert_eq!(
+        healthprobe(&["check", "--pack", "nosuchpack"])
+            .status
+            .code(),
+        Some(2)
+    );
     let out = healthprobe(&["run", "--listen", "not-an-address"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`not-an-address` is not an address"));
@@ -80,14 +109,22 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn list_shows_packs_checks_and_switched_off_ones() {
-    let dir = pack_dir(&format!("{PASSING}  - name: off\n    kind: file\n    enabled_if: {{ value: sync, equals: database }}\n    file: {{ path: / }}\n"));
+    let dir = pack_dir(&format!(
+        "{PASSING}  - name: off\n    kind: file\n    enabled_if: {{ value: sync, equals: database }}\n    file: {{ path: / }}\n"
+    ));
     let out = healthprobe(&["list", "--checks", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("t - Test pack [enabled]"), "{text}");
     assert!(text.contains("root_exists"), "{text}");
-    assert!(text.contains("off: enabled_if: `sync` is not `database`"), "{text}");
-    assert!(text.contains("host - "), "built-in packs are listed: {text}");
+    assert!(
+        text.contains("off: enabled_if: `sync` is not `database`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("host - "),
+        "built-in packs are listed: {text}"
+    );
 }
 
 #[test]
@@ -106,8 +143,14 @@ fn sigterm_stops_the_agent_cleanly() {
     let started = Instant::now();
     agent.process().signal(libc::SIGTERM);
     while agent.process().is_running() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the agent did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the agent did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(agent.process().exit_status().and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        agent.process().exit_status().and_then(|s| s.code()),
+        Some(0)
+    );
 }

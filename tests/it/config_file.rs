@@ -7,7 +7,7 @@ use std::process::Command;
 
 use healthprobe::checks::Reason;
 
-use crate::check_util::{build_errors, run_once};
+use crate::probe_util::{build_errors, run};
 use crate::support::agent::binary;
 
 const ENV_HEALTHY: &str = r#"APP_NAME="Invoice Ninja"
@@ -63,7 +63,7 @@ async fn env_file_healthy_and_broken() {
 
     // Healthy, except the one assertion that refuses this DB_PASSWORD: it is
     // a secret, so the message must not quote it.
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.reason, Reason::AssertionFailed, "{}", o.message);
     assert_eq!(o.value, Some(1.0));
     assert!(
@@ -74,7 +74,7 @@ async fn env_file_healthy_and_broken() {
     );
 
     std::fs::write(&env, ENV_BROKEN).unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.reason, Reason::AssertionFailed);
     assert_eq!(o.value, Some(6.0), "{}", o.message);
     for expected in [
@@ -126,7 +126,7 @@ async fn env_file_healthy_and_broken() {
 
     // A secret that is set is never quoted, even where the key is absent.
     std::fs::write(&env, "APP_ENV=production\n").unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert!(
         o.message
             .contains("`UPDATE_SECRET` is not set; `MAIL_FROM_ADDRESS` is not set"),
@@ -163,7 +163,7 @@ async fn openhands_toml_at_top_level_or_under_core() {
         "file_store=\"local\"\nfile_store_path=\"/var/lib/openhands/cache\"\njwt_secret=\"fixed-canary-jwt\"\n\n[llm]\nmodel=\"ollama/llama3\"\n",
     )
     .unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert!(o.success(), "{}", o.message);
     assert_eq!(o.message, format!("{}: 3 assertions hold", toml.display()));
 
@@ -173,7 +173,7 @@ async fn openhands_toml_at_top_level_or_under_core() {
         "[core]\nfile_store = \"local\"\nfile_store_path = \"/var/lib/openhands/cache\"\njwt_secret = \"fixed-canary-jwt\"\n",
     )
     .unwrap();
-    assert!(run_once(&check).await.success());
+    assert!(run(&check).await.success());
 
     // Broken: memory store, a relative path, no secret.
     std::fs::write(
@@ -181,7 +181,7 @@ async fn openhands_toml_at_top_level_or_under_core() {
         "[core]\nfile_store = \"memory\"\nfile_store_path = \"cache\"\n",
     )
     .unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.reason, Reason::AssertionFailed);
     assert_eq!(
         o.message,
@@ -193,7 +193,7 @@ async fn openhands_toml_at_top_level_or_under_core() {
 
     // Not TOML at all: protocol_error with a position, no quote of the file.
     std::fs::write(&toml, "[core]\njwt_secret = \"fixed-canary-jwt\nx = 1\n").unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.reason, Reason::ProtocolError, "{}", o.message);
     assert!(o.message.contains("is not valid toml"), "{}", o.message);
     assert!(o.message.contains("line 2"), "{}", o.message);
@@ -226,7 +226,7 @@ config:
             "api_token": "tok-canary-123", "storage": {"paths": ["/srv/files"]}}"#,
     )
     .unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert!(o.success(), "{}", o.message);
 
     std::fs::write(
@@ -235,7 +235,7 @@ config:
             "api_token": null, "storage": {"paths": ["files"]}, "legacy": 1}"#,
     )
     .unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.value, Some(6.0), "{}", o.message);
     for expected in [
         "`/mail/from` is still the shipped default `hello@example.com`",
@@ -253,7 +253,7 @@ config:
     }
 
     std::fs::write(&json, "{\"api_token\": \"tok-canary-123\",").unwrap();
-    let o = run_once(&check).await;
+    let o = run(&check).await;
     assert_eq!(o.reason, Reason::ProtocolError);
     assert!(!o.message.contains("canary"), "{}", o.message);
 }
@@ -262,19 +262,18 @@ config:
 async fn unreadable_and_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join(".env");
-    let o = run_once(&env_check(&missing)).await;
+    let o = run(&env_check(&missing)).await;
     assert_eq!(o.reason, Reason::NotFound);
     assert!(o.message.contains("cannot read"), "{}", o.message);
 
     let o =
-        run_once(&env_check(dir.path()).replace("  assertions:", "  format: env\n  assertions:"))
-            .await;
+        run(&env_check(dir.path()).replace("  assertions:", "  format: env\n  assertions:")).await;
     assert_eq!(o.reason, Reason::AssertionFailed, "{}", o.message);
     assert!(o.message.contains("not a regular file"), "{}", o.message);
 
     let bin = dir.path().join("app.json");
     std::fs::write(&bin, b"{\"a\": \"\xff\xfe\"}").unwrap();
-    let o = run_once(&format!(
+    let o = run(&format!(
         "name: x\nkind: config\nconfig:\n  path: {}\n  assertions: [{{ key: a }}]\n",
         bin.display()
     ))

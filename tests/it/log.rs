@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use healthprobe::checks::{Outcome, Reason};
 
-use crate::check_util::{probe, run};
+use crate::probe_util::{probe, run_probe as run};
 
 /// `healthprobe_log_matches_total{signature=name}` in the outcome.
 fn counter(o: &Outcome, name: &str) -> f64 {

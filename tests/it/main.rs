@@ -18,11 +18,17 @@ mod support;
 mod support_smoke;
 
 mod binary;
-mod check_util;
 mod config_errors;
 mod config_file;
 mod log;
 mod schema;
 // mod e2e; (enabled once the http, file and command kinds land)
+mod cli;
+mod heartbeat;
 mod server;
-// mod cli; (enabled once the file kind lands)
+
+mod command;
+mod file;
+mod host;
+mod probe_util;
+mod process;
