@@ -497,16 +497,7 @@ impl Inner {
             message.push_str("; ");
             message.push_str(n);
         }
-        let samples = self
-            .signatures
-            .iter()
-            .zip(&state.totals)
-            .map(|((name, _, _), t)| Sample {
-                family: &LOG_MATCHES,
-                labels: vec![("signature", name.clone())],
-                value: *t as f64,
-            })
-            .collect();
+        let samples = self.samples(state);
         let mut observations = vec![format!("read {} bytes of {shown}", scan.bytes)];
         observations.extend(notes);
         let outcome = if over.is_empty() {
@@ -520,13 +511,9 @@ impl Inner {
             .with_observations(observations)
     }
 
-    fn missing(&self, shown: &str, state: &State) -> Outcome {
-        let what = match &self.target {
-            Target::Path(_) => format!("{shown} does not exist"),
-            Target::Glob(_) => format!("no file matches {shown}"),
-        };
-        let samples = self
-            .signatures
+    /// `healthprobe_log_matches_total` for every signature.
+    fn samples(&self, state: &State) -> Vec<Sample> {
+        self.signatures
             .iter()
             .zip(&state.totals)
             .map(|((name, _, _), t)| Sample {
@@ -534,7 +521,15 @@ impl Inner {
                 labels: vec![("signature", name.clone())],
                 value: *t as f64,
             })
-            .collect();
+            .collect()
+    }
+
+    fn missing(&self, shown: &str, state: &State) -> Outcome {
+        let what = match &self.target {
+            Target::Path(_) => format!("{shown} does not exist"),
+            Target::Glob(_) => format!("no file matches {shown}"),
+        };
+        let samples = self.samples(state);
         let outcome = if self.missing_ok {
             Outcome::ok(format!("{what} (yet): nothing logged")).with_value(0.0)
         } else {
