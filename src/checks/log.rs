@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -86,6 +86,12 @@ pub struct LogSpec {
     /// bytes are skipped.
     #[serde(default)]
     pub max_read_bytes: Option<u64>,
+    /// On the first run, also read this many bytes before the end of the file
+    /// (default 0: the first run only notes where the file ends). Useful for
+    /// `healthprobe check`, which runs every check once: with `65536` it
+    /// reports the signatures among the last 64 KiB of the log.
+    #[serde(default)]
+    pub initial_tail_bytes: Option<u64>,
     /// Lines longer than this many bytes are cut before matching (default 16 KiB).
     #[serde(default)]
     pub max_line_bytes: Option<u64>,
@@ -117,6 +123,7 @@ struct Inner {
     missing_ok: bool,
     max_read: u64,
     max_line: usize,
+    initial_tail: u64,
     state: Mutex<State>,
 }
 
@@ -212,6 +219,7 @@ impl Check for LogCheck {
                     missing_ok: spec.missing_ok,
                     max_read,
                     max_line: max_line as usize,
+                    initial_tail: spec.initial_tail_bytes.unwrap_or(0).min(max_read),
                 }),
             }),
             _ => Err(errors),
@@ -255,18 +263,38 @@ impl Inner {
             state.started = true;
             return match opened {
                 Some((path, Ok((file, id, size)))) => {
-                    state.current = Some(Followed {
+                    let start = size.saturating_sub(self.initial_tail);
+                    let mut cur = Followed {
+                        mid_line: inside_line(&file, start),
                         file,
                         path: path.clone(),
                         id,
-                        offset: size,
-                        mid_line: false,
-                    });
-                    let mut o = self.judge(&shown, Scan::empty(self), &mut state);
-                    o.message = format!(
-                        "{}; started at its end (byte {size}): only lines written from now on count",
-                        o.message
-                    );
+                        offset: start,
+                    };
+                    let mut scan = Scan::empty(self);
+                    if start < size {
+                        let mut budget = self.max_read;
+                        if let Err(e) = self.read(&mut cur, &mut budget, false, &mut scan) {
+                            return Outcome::fail(
+                                Reason::from_io(&e),
+                                format!("cannot read {shown}: {e}"),
+                            );
+                        }
+                    }
+                    state.current = Some(cur);
+                    let mut o = self.judge(&shown, scan, &mut state);
+                    o.message = if start < size {
+                        format!(
+                            "{}; first run: read the last {} (initial_tail_bytes), then only new lines count",
+                            o.message,
+                            units::bytes(size - start)
+                        )
+                    } else {
+                        format!(
+                            "{}; started at its end (byte {size}): only lines written from now on count",
+                            o.message
+                        )
+                    };
                     o
                 }
                 Some((_, Err(e))) if e.kind() != io::ErrorKind::NotFound => cannot_open(&shown, &e),
@@ -345,11 +373,7 @@ impl Inner {
             let skip = available - *budget;
             scan.skipped += skip;
             cur.offset += skip;
-            // Unless the skip ends right after a newline, the first bytes
-            // read are the tail of a line whose start was skipped.
-            let mut before = [0u8; 1];
-            cur.file.seek(SeekFrom::Start(cur.offset - 1))?;
-            cur.mid_line = cur.file.read_exact(&mut before).is_err() || before[0] != b'\n';
+            cur.mid_line = inside_line(&cur.file, cur.offset);
         }
         let want = size - cur.offset;
         *budget -= want;
@@ -564,6 +588,13 @@ fn open(path: &PathBuf) -> io::Result<(File, (u64, u64), u64)> {
         ));
     }
     Ok((file, (meta.dev(), meta.ino()), meta.len()))
+}
+
+/// Whether `offset` falls inside a line (the byte before it is not a
+/// newline): reading from there starts with the tail of a cut line.
+fn inside_line(file: &File, offset: u64) -> bool {
+    let mut before = [0u8; 1];
+    offset > 0 && (file.read_exact_at(&mut before, offset - 1).is_err() || before[0] != b'\n')
 }
 
 fn cannot_open(shown: &str, e: &io::Error) -> Outcome {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use healthprobe::checks::{Outcome, Reason};
 
-use crate::probe_util::{probe, run_probe as run};
+use crate::probe_util::{assert_outcome, probe, run_probe as run};
 
 /// `healthprobe_log_matches_total{signature=name}` in the outcome.
 fn counter(o: &Outcome, name: &str) -> f64 {
@@ -332,4 +332,37 @@ async fn missing_files_and_quoted_lines() {
     let o = run(&glob).await;
     assert_eq!(o.reason, Reason::NotFound);
     assert!(o.message.contains("no file matches"), "{}", o.message);
+}
+
+/// `healthprobe check` runs a check once: `initial_tail_bytes` lets that one
+/// run look at the end of the log. Lines before the window, and the line the
+/// window cuts, do not count.
+#[tokio::test]
+async fn initial_tail_reads_the_end_on_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("laravel.log");
+    append(&log, SIGNAL5);
+    append(&log, SIGNAL5);
+    for _ in 0..50 {
+        append(&log, INFO);
+    }
+    append(&log, PACKET);
+    let window = INFO.len() * 2 + PACKET.len() + 10; // cuts an INFO line
+    let p = probe(&laravel_check(&format!(
+        "path: {}\n  initial_tail_bytes: {window}",
+        log.display()
+    )));
+    let o = run(&p).await;
+    assert_outcome(
+        &o,
+        Reason::AssertionFailed,
+        &[
+            "1 new line match `max_allowed_packet`",
+            "first run: read the last",
+        ],
+    );
+    assert_eq!(counter(&o, "signal_5"), 0.0);
+    assert_eq!(o.value, Some(1.0));
+    let o = run(&p).await;
+    assert!(o.success(), "{}", o.message);
 }
