@@ -411,7 +411,7 @@ impl BinaryCheck {
     /// The binaries to check, or why there are none.
     async fn locate(&self) -> Result<Vec<PathBuf>, (Reason, String)> {
         if let Some(p) = &self.from_env {
-            return Ok(vec![p.clone()]).and_then(|v| exists(&v[0]).map(|_| v));
+            return exists(p).map(|_| vec![p.clone()]);
         }
         match &self.locator {
             None => Err((
