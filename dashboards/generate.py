@@ -43,8 +43,9 @@ def joined(expr: str, keep: str = "") -> str:
     return f"({expr})\n* {ON} group_left ({keep})\n{INFO}"
 
 
-def checks_re(names: list[str]) -> str:
-    return "|".join(names)
+def check_sel(checks: list[str] | None) -> str:
+    """SEL, narrowed to some checks when given."""
+    return SEL + (f', check=~"{"|".join(checks)}"' if checks else "")
 
 
 # ----------------------------------------------------------------- panels
@@ -212,7 +213,7 @@ def bargauge(title: str, targets: list[dict], unit: str, steps, desc: str = "", 
 
 def check_grid(title: str, checks: list[str] | None, legend: str, desc: str) -> dict:
     """One tile per check, OK green / FAIL red, each linking to its guide section."""
-    sel = f'healthprobe_check_success{{{SEL}{", check=~" + json.dumps(checks_re(checks)) if checks else ""}}}'
+    sel = f"healthprobe_check_success{{{check_sel(checks)}}}"
     return stat(
         title,
         [target(joined(sel, "title, doc"), legend, instant=True)],
@@ -225,7 +226,7 @@ def check_grid(title: str, checks: list[str] | None, legend: str, desc: str) -> 
 
 
 def state_history(title: str, checks: list[str] | None, legend: str) -> dict:
-    sel = f'healthprobe_check_success{{{SEL}{", check=~" + json.dumps(checks_re(checks)) if checks else ""}}}'
+    sel = f"healthprobe_check_success{{{check_sel(checks)}}}"
     return {
         "type": "status-history",
         "title": title,
@@ -335,48 +336,43 @@ def value_ts(title: str, check: str, unit: str, desc: str, pack: str | None = No
 
 
 def durations(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    expr = joined(f"healthprobe_check_duration_seconds{{{SEL}{extra}}}")
+    expr = joined(f"healthprobe_check_duration_seconds{{{check_sel(checks)}}}")
     return timeseries(title, [target(expr, legend)], "s", "How long each check's last run took (its timeout bounds it).")
 
 
 def http_phases(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    expr = joined(f"healthprobe_http_phase_duration_seconds{{{SEL}{extra}}}")
+    expr = joined(f"healthprobe_http_phase_duration_seconds{{{check_sel(checks)}}}")
     return timeseries(title, [target(expr, legend)], "s",
                       "Where an HTTP check's time goes: DNS resolve, TCP connect, TLS handshake, server processing (time to first byte), transfer.",
                       stacking={"mode": "normal", "group": "A"}, fillOpacity=40)
 
 
 def http_status(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    expr = joined(f"healthprobe_http_status_code{{{SEL}{extra}}}")
+    expr = joined(f"healthprobe_http_status_code{{{check_sel(checks)}}}")
     return stat(title, [target(expr, legend, instant=True)], "none",
                 "The HTTP status code of each HTTP check's last response.",
                 steps=(("green", None), ("orange", 300), ("red", 400)), color_mode="value", text_mode="value_and_name")
 
 
 def tls_left(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    expr = joined(f"healthprobe_tls_cert_not_after_timestamp_seconds{{{SEL}{extra}}} - time()")
+    expr = joined(f"healthprobe_tls_cert_not_after_timestamp_seconds{{{check_sel(checks)}}} - time()")
     return bargauge(title, [target(expr, legend, instant=True)], "s",
                     (("red", None), ("orange", 3 * 86400), ("green", 14 * 86400)),
                     "Time left before the certificate each TLS-speaking check saw expires. Alerts: warning under 14 days, critical under 3.")
 
 
 def log_matches(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    expr = joined(f"increase(healthprobe_log_matches_total{{{SEL}{extra}}}[$__rate_interval])")
+    expr = joined(f"increase(healthprobe_log_matches_total{{{check_sel(checks)}}}[$__rate_interval])")
     return timeseries(title, [target(expr, legend)], "short",
                       "New log lines matching each known error signature, per interval.",
                       drawStyle="bars", fillOpacity=60)
 
 
 def failure_ratio(title: str, checks: list[str] | None, legend: str) -> dict:
-    extra = f', check=~"{checks_re(checks)}"' if checks else ""
-    runs = f"healthprobe_check_runs_total{{{SEL}{extra}}}"
+    failed = f'healthprobe_check_runs_total{{{check_sel(checks)}, result="failure"}}'
+    runs = f"healthprobe_check_runs_total{{{check_sel(checks)}}}"
     expr = joined(
-        f'sum by (instance, job, pack, check) (rate({runs[:-1]}, result="failure"}}[$__rate_interval]))\n'
+        f"sum by (instance, job, pack, check) (rate({failed}[$__rate_interval]))\n"
         f"/ sum by (instance, job, pack, check) (rate({runs}[$__rate_interval]))"
     )
     return timeseries(title, [target(expr, legend)], "percentunit",

@@ -32,3 +32,4 @@ pub mod status_page;
 pub mod store;
 pub mod support;
 pub mod view;
+pub mod watch;

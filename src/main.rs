@@ -16,6 +16,21 @@ use healthprobe::view::{CheckView, State};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.common);
+    // A panicking check becomes an `internal_error` result (see the runner);
+    // here it is also logged once, through the redacting logger.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(at, "panic: {}", healthprobe::redact::redact(&what));
+    }));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,10 +88,13 @@ fn load_or_report(opts: &Options) -> Result<Loaded, ExitCode> {
 async fn dispatch(cli: Cli) -> ExitCode {
     let common = cli.common;
     match cli.command {
-        Command::Run { listen } => match load_or_report(&options(&common, listen)) {
-            Ok(loaded) => run(loaded).await,
-            Err(code) => code,
-        },
+        Command::Run { listen } => {
+            let opts = options(&common, listen);
+            match load_or_report(&opts) {
+                Ok(loaded) => run(loaded, opts).await,
+                Err(code) => code,
+            }
+        }
         Command::Check { format, verbose } => match load_or_report(&options(&common, None)) {
             Ok(loaded) => check(loaded, &common.pack, format, verbose).await,
             Err(code) => code,
@@ -119,7 +137,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-async fn run(loaded: Loaded) -> ExitCode {
+async fn run(loaded: Loaded, opts: Options) -> ExitCode {
     let listen = loaded.listen.clone();
     let listener = match tokio::net::TcpListener::bind(&listen).await {
         Ok(l) => l,
@@ -129,8 +147,12 @@ async fn run(loaded: Loaded) -> ExitCode {
         }
     };
     let checks = loaded.checks.len();
-    let agent = Agent::new(loaded);
+    let mut watched: Vec<std::path::PathBuf> = opts.config.iter().cloned().collect();
+    watched.extend(opts.checks_dirs.iter().cloned());
+    watched.extend(loaded.checks_dirs.iter().cloned());
+    let agent = Agent::with_options(loaded, opts);
     agent.start();
+    tokio::spawn(healthprobe::watch::reload_triggers(agent.clone(), watched));
     let local = listener
         .local_addr()
         .map(|a| a.to_string())

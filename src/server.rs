@@ -114,6 +114,30 @@ pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
             )
         }
         p if p.starts_with("/push/") => push(agent, req).await,
+        "/-/reload" if method == Method::POST || method == Method::PUT => {
+            match agent.reload().await {
+                Ok(s) => text(
+                    StatusCode::OK,
+                    &format!(
+                        "Reloaded: {} kept, {} restarted, {} added, {} removed\n",
+                        s.kept, s.restarted, s.added, s.removed
+                    ),
+                ),
+                Err(errors) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!(
+                        "Reload rejected, the running configuration is kept:\n{}\n",
+                        crate::redact::redact(&errors.to_string())
+                    ),
+                ),
+            }
+        }
+        "/-/reload" => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Use POST to reload\n");
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST, PUT"));
+            r
+        }
         "/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/checks" | "/probe" | "/" => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
             r.headers_mut()

@@ -42,12 +42,10 @@ if ((${#missing[@]})); then
   # Do not let the packages start their system services (the tests start
   # their own servers); remove the policy afterwards if we added it.
   policy=/usr/sbin/policy-rc.d
-  added_policy=0
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod 755 "$policy"
-    added_policy=1
-    trap '[[ $added_policy -eq 1 ]] && rm -f "$policy"' EXIT
+    trap 'rm -f "$policy"' EXIT
   fi
   log "apt-get update"
   apt-get update
@@ -57,7 +55,7 @@ else
   log "Debian packages: all present"
 fi
 
-VENV=${HP_VENV:-$HOME/.cache/healthprobe/venv}
+VENV=${HP_VENV:-${HOME:-/root}/.cache/healthprobe/venv}
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$PY_IMPORTS" 2>/dev/null; then
   log "Python venv $VENV: ready"
 else

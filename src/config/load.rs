@@ -47,6 +47,8 @@ pub struct Loaded {
     pub packs: Vec<PackInfo>,
     /// Checks of enabled packs that are switched off, and why.
     pub skipped: Vec<Skipped>,
+    /// The checks directories named in the agent config (watched for changes).
+    pub checks_dirs: Vec<PathBuf>,
 }
 
 /// One enabled check, ready to run.
@@ -288,6 +290,7 @@ pub fn load_with_env(
         checks: Vec::new(),
         packs: Vec::new(),
         skipped: Vec::new(),
+        checks_dirs: agent.checks_dirs.clone(),
     };
     if loaded.concurrency == 0 {
         let pos = agent_node.as_ref().map(|n| n.find("concurrency").pos);

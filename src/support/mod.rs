@@ -2,10 +2,12 @@
 //! repeats another.
 
 pub mod blocking;
+pub mod net;
 pub mod paths;
 pub mod runas;
 pub mod signals;
 #[cfg(test)]
 pub mod testing;
+pub mod tls;
 pub mod units;
 pub mod users;

@@ -18,17 +18,19 @@ mod support;
 mod support_smoke;
 
 mod binary;
+mod cli;
+mod command;
 mod config_errors;
 mod config_file;
-mod log;
-mod schema;
-// mod e2e; (enabled once the http, file and command kinds land)
-mod cli;
-mod heartbeat;
-mod server;
-
-mod command;
+mod e2e;
 mod file;
+mod heartbeat;
 mod host;
+mod http;
+mod log;
 mod probe_util;
 mod process;
+mod reload;
+mod schema;
+mod server;
+mod tcp;

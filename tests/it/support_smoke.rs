@@ -186,3 +186,31 @@ fn support_dockerd_kill_and_start_again() {
         "true"
     );
 }
+
+#[tokio::test]
+async fn support_smtp_auth_plain_after_starttls() {
+    use tokio::io::AsyncWriteExt;
+    let certs = Certs::shared();
+    let with_user = Smtp::start(SmtpOptions {
+        tls: Some(certs.leaf.clone()),
+        auth: Some(("mailer".into(), "s3cret".into())),
+        ..Default::default()
+    });
+    let refusing = Smtp::start(SmtpOptions {
+        tls: Some(certs.leaf.clone()),
+        ..Default::default()
+    });
+    // base64("\0mailer\0s3cret")
+    let auth = b"AUTH PLAIN AG1haWxlcgBzM2NyZXQ=\r\n";
+    for (server, expected) in [(&with_user, "235"), (&refusing, "535")] {
+        let tls = starttls_handshake(server.addr(), certs.rustls_client_config(), "127.0.0.1")
+            .await
+            .unwrap();
+        let mut tls = tokio::io::BufReader::new(tls);
+        tls.get_mut().write_all(b"EHLO t\r\n").await.unwrap();
+        assert!(read_reply(&mut tls).await.unwrap().contains("AUTH"));
+        tls.get_mut().write_all(auth).await.unwrap();
+        let reply = read_reply(&mut tls).await.unwrap();
+        assert!(reply.starts_with(expected), "{reply}");
+    }
+}

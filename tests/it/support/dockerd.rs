@@ -16,7 +16,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::process::{
-    ServerProcess, at_exit, remove_stale_pid_file, try_run, try_run_keeping_stdin,
+    ServerProcess, at_exit, remove_stale_pid_file, try_run, try_run_keeping_stdin, wait_pid_gone,
 };
 use super::{READY_TIMEOUT, require_binary, shared_instance, tempdir};
 
@@ -84,7 +84,7 @@ impl Dockerd {
         self.dir.path().join("docker.sock")
     }
 
-    /// `unix:///tmp/hp-dockerd-XXXXXX/docker.sock`, for `DOCKER_HOST`.
+    /// `unix://<dir>/docker.sock`, for `DOCKER_HOST`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket_path().display())
     }
@@ -214,10 +214,25 @@ impl Dockerd {
     pub fn start_again(&mut self) {
         self.stop();
         let d = self.dir.path();
-        // After a kill, dockerd's containerd lingers as a zombie (nothing reaps
-        // orphans here) and a new dockerd would wait for it forever.
+        // After a kill, dockerd's containerd gets SIGKILL (its parent-death
+        // signal) a moment later and then lingers as a zombie (nothing reaps
+        // orphans here); a new dockerd would wait for it forever.
+        let containerd_pid_file = self.exec_root().join("containerd/containerd.pid");
+        if let Some(pid) = std::fs::read_to_string(&containerd_pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            && !wait_pid_gone(pid, Duration::from_secs(10))
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let needle = self.exec_root().to_string_lossy().into_owned();
+            if String::from_utf8_lossy(&cmdline).contains(&needle) {
+                // SAFETY: kill(2) on the containerd of our own killed daemon.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                wait_pid_gone(pid, Duration::from_secs(10));
+            }
+        }
+        remove_stale_pid_file(&containerd_pid_file);
         remove_stale_pid_file(&d.join("dockerd.pid"));
-        remove_stale_pid_file(&self.exec_root().join("containerd/containerd.pid"));
         let mut cmd = Command::new(require_binary("dockerd"));
         cmd.arg("--host")
             .arg(self.host())

@@ -174,7 +174,7 @@ impl Mariadb {
     }
 }
 
-fn server_args() -> [&'static str; 9] {
+fn server_args() -> [&'static str; 10] {
     [
         "--user=root",
         "--bind-address=127.0.0.1",
@@ -182,6 +182,7 @@ fn server_args() -> [&'static str; 9] {
         "--innodb-buffer-pool-size=32M",
         "--innodb-log-file-size=16M",
         "--innodb-flush-log-at-trx-commit=2",
+        "--innodb-flush-method=fsync",
         "--max-connections=200",
         "--character-set-server=utf8mb4",
         "--collation-server=utf8mb4_general_ci",

@@ -111,6 +111,8 @@ fn server_command(data: &Path, socket_dir: &Path, port: u16, listen: &str) -> Co
         .arg(format!("listen_addresses={listen}"));
     for setting in [
         "fsync=off",
+        // Not posix: a killed server would leave segments in /dev/shm.
+        "dynamic_shared_memory_type=mmap",
         "full_page_writes=off",
         "shared_buffers=16MB",
         "max_connections=100",

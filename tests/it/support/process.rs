@@ -277,6 +277,18 @@ pub fn pid_is_alive(pid: u32) -> bool {
     }
 }
 
+/// Wait up to `timeout` for `pid` to be gone or a zombie; true if it is.
+pub fn wait_pid_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while pid_is_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Remove a pid file whose process is gone (or a zombie), so a server that
 /// checks it does not wait for a dead predecessor.
 pub fn remove_stale_pid_file(path: &Path) {

@@ -1,5 +1,9 @@
 //! Prometheus (Debian's 2.x) on 127.0.0.1, scraping given targets and
 //! evaluating given rule files, queried through its HTTP API.
+//!
+//! Timing: Prometheus is ready in ~0.1 s, but its first scrape comes about
+//! 5 s after start (service discovery hands targets over on a fixed 5 s tick
+//! in 2.x; no flag changes it). Give [`Prometheus::wait_for`] 15 s or more.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

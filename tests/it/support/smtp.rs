@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::certs::KeyPair;
 use super::process::ServerProcess;
-use super::{READY_TIMEOUT, free_port, support_dir, tempdir, venv_python};
+use super::{READY_TIMEOUT, free_port, support_dir, tempdir, venv_python_with};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SmtpMode {
@@ -124,7 +124,7 @@ impl Smtp {
     /// Start (again) on the same port; waits for the 220 banner.
     pub fn start_again(&mut self) {
         self.stop();
-        let python = venv_python();
+        let python = venv_python_with("aiosmtpd");
         let mut cmd = Command::new(python);
         cmd.arg("-W")
             .arg("ignore")
