@@ -109,6 +109,11 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
+/// Runs a check of the binary at `path`, with more lines of its block.
+async fn run_path(path: &Path, more: &str) -> healthprobe::checks::Outcome {
+    run(&check(&format!("  path: {}\n{more}", path.display()))).await
+}
+
 fn check(block: &str) -> String {
     format!("name: chrome\nkind: binary\ntimeout: 10s\nbinary:\n{block}")
 }
@@ -158,10 +163,10 @@ async fn libraries_found_through_origin_then_deleted() {
 async fn runpath_is_not_inherited_and_the_loader_agrees() {
     let dir = fixture();
     let prog = dir.path().join("prog-runpath");
-    let o = run(&check(&format!(
-        "  path: {}\n  expect: {{ libraries_resolve: false }}\n  smoke: {{ timeout: 5s }}\n",
-        prog.display()
-    )))
+    let o = run_path(
+        &prog,
+        "  expect: { libraries_resolve: false }\n  smoke: { timeout: 5s }\n",
+    )
     .await;
     assert_outcome(
         &o,
@@ -170,7 +175,7 @@ async fn runpath_is_not_inherited_and_the_loader_agrees() {
     );
     assert!(o.message.contains("libbar.so"), "{}", o.message);
 
-    let o = run(&check(&format!("  path: {}\n", prog.display()))).await;
+    let o = run_path(&prog, "").await;
     assert_outcome(
         &o,
         Reason::AssertionFailed,
@@ -210,7 +215,7 @@ async fn agrees_with_ldd() {
             })
             .collect();
         let started = std::time::Instant::now();
-        let o = run(&check(&format!("  path: {}\n", prog.display()))).await;
+        let o = run_path(&prog, "").await;
         eprintln!(
             "{}: {} libraries in {:?}",
             prog.display(),
@@ -341,11 +346,7 @@ async fn owner_and_execute_permission_as_www_data() {
     // Root's private binary: www-data may not execute it.
     chown(&prog, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = run(&check(&format!(
-        "  path: {}\n  expect: {{ executable_by: www-data }}\n",
-        prog.display()
-    )))
-    .await;
+    let o = run_path(&prog, "  expect: { executable_by: www-data }\n").await;
     assert_outcome(
         &o,
         Reason::PermissionDenied,
@@ -360,11 +361,7 @@ async fn owner_and_execute_permission_as_www_data() {
     // Executable, but in a directory www-data cannot enter.
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = run(&check(&format!(
-        "  path: {}\n  expect: {{ executable_by: www-data }}\n",
-        prog.display()
-    )))
-    .await;
+    let o = run_path(&prog, "  expect: { executable_by: www-data }\n").await;
     assert_outcome(
         &o,
         Reason::PermissionDenied,
@@ -429,7 +426,7 @@ async fn files_that_are_not_programs() {
     let dir = fixture();
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"\x13\x37 this is not a program at all\n").unwrap();
-    let o = run(&check(&format!("  path: {}\n", garbage.display()))).await;
+    let o = run_path(&garbage, "").await;
     assert_outcome(
         &o,
         Reason::ProtocolError,
@@ -440,7 +437,7 @@ async fn files_that_are_not_programs() {
     for len in [3, 20, 63, 64, 200, 1000, elf.len() / 2] {
         let cut = dir.path().join(format!("cut-{len}"));
         std::fs::write(&cut, &elf[..len]).unwrap();
-        let o = run(&check(&format!("  path: {}\n", cut.display()))).await;
+        let o = run_path(&cut, "").await;
         assert!(
             matches!(o.reason, Reason::ProtocolError | Reason::AssertionFailed),
             "{len}: {:?} {}",
@@ -456,18 +453,14 @@ async fn files_that_are_not_programs() {
 
     let empty = dir.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    let o = run(&check(&format!("  path: {}\n", empty.display()))).await;
+    let o = run_path(&empty, "").await;
     assert_outcome(&o, Reason::ProtocolError, &["it is empty"]);
 
     // A script: libraries do not apply; the smoke run still does.
     let script = dir.path().join("snappdf");
     std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = run(&check(&format!(
-        "  path: {}\n  smoke: {{}}\n",
-        script.display()
-    )))
-    .await;
+    let o = run_path(&script, "  smoke: {}\n").await;
     assert!(o.success(), "{}", o.message);
     assert!(
         o.observations
@@ -477,7 +470,7 @@ async fn files_that_are_not_programs() {
         o.observations
     );
 
-    let o = run(&check(&format!("  path: {}\n", dir.path().display()))).await;
+    let o = run_path(dir.path(), "").await;
     assert_outcome(&o, Reason::AssertionFailed, &["is not a regular file"]);
 }
 
