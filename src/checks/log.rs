@@ -472,8 +472,12 @@ impl Inner {
                 && n > b
             {
                 over.push(format!(
-                    "{n} new line{} match `{name}` (at most {b} allowed)",
-                    plural(n)
+                    "{n} new {} `{name}` (at most {b} allowed)",
+                    if n == 1 {
+                        "line matches"
+                    } else {
+                        "lines match"
+                    }
                 ));
             }
         }

@@ -93,7 +93,8 @@ async fn old_lines_are_not_news_and_new_ones_count() {
         o.message
     );
     assert!(
-        o.message.contains("1 new line match `max_allowed_packet`"),
+        o.message
+            .contains("1 new line matches `max_allowed_packet`"),
         "{}",
         o.message
     );
@@ -158,7 +159,7 @@ log:
     let o = run(&p).await;
     assert!(
         o.message
-            .contains("1 new line match `fatal` (at most 0 allowed)"),
+            .contains("1 new line matches `fatal` (at most 0 allowed)"),
         "{}",
         o.message
     );
@@ -357,7 +358,7 @@ async fn initial_tail_reads_the_end_on_the_first_run() {
         &o,
         Reason::AssertionFailed,
         &[
-            "1 new line match `max_allowed_packet`",
+            "1 new line matches `max_allowed_packet`",
             "first run: read the last",
         ],
     );
