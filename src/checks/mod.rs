@@ -12,11 +12,14 @@ pub mod bounds;
 pub mod outcome;
 pub mod runner;
 
+pub mod binary;
 pub mod command;
+pub mod config_file;
 pub mod file;
 pub mod heartbeat;
 pub mod host;
 pub mod http;
+pub mod log;
 pub mod migrations;
 pub mod mysql;
 pub mod postgres;
@@ -258,4 +261,10 @@ kinds! {
     postgres => Postgres(postgres::PostgresCheck),
     /// Migrations recorded in the database against the migration files (Rails, Laravel).
     migrations => Migrations(migrations::MigrationsCheck),
+    /// A program: location, owner, executable by a user, shared libraries, smoke run.
+    binary => Binary(binary::BinaryCheck),
+    /// Assertions on an app's .env, TOML or JSON configuration file.
+    config => Config(config_file::ConfigCheck),
+    /// New lines of a log file matching named signatures.
+    log => Log(log::LogCheck),
 }

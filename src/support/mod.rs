@@ -2,8 +2,9 @@
 //! repeats another.
 
 pub mod blocking;
-pub mod net;
 pub mod database;
+pub mod net;
+pub mod paths;
 pub mod runas;
 pub mod secret;
 pub mod signals;

@@ -17,14 +17,17 @@
 mod support;
 mod support_smoke;
 
+mod binary;
 mod cli;
 mod command;
 mod config_errors;
+mod config_file;
 mod e2e;
 mod file;
 mod heartbeat;
 mod host;
 mod http;
+mod log;
 mod migrations;
 mod modules;
 mod mysql;
