@@ -63,6 +63,8 @@ pub struct Agent {
     /// Lookups by `PACK/NAME` for `/probe` and `/push`.
     probes: ArcSwap<HashMap<String, Scheduled>>,
     running: Mutex<HashMap<String, Running>>,
+    /// `/probe?module=M&target=T` templates, when configured.
+    modules: arc_swap::ArcSwapOption<crate::modules::Modules>,
     /// The options the config was loaded with, for reloads.
     options: Options,
     ready: AtomicBool,
@@ -92,6 +94,7 @@ impl Agent {
             sem: Arc::new(Semaphore::new(loaded.concurrency)),
             probes: ArcSwap::from_pointee(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            modules: arc_swap::ArcSwapOption::empty(),
             options,
             ready: AtomicBool::new(false),
             started: AtomicBool::new(false),
@@ -111,6 +114,7 @@ impl Agent {
     /// ones, starts new ones and stops removed ones.
     fn apply(&self, loaded: Loaded) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
+        self.modules.store(loaded.modules.clone());
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old = std::mem::take(&mut *running);
         let mut slots = Vec::with_capacity(loaded.checks.len());
@@ -244,6 +248,23 @@ impl Agent {
         let _permit = self.sem.clone().acquire_owned().await.ok()?;
         let record = execute(check.probe.clone(), check.slot.meta.timeout, debug).await;
         Some((check.slot, record))
+    }
+
+    /// Runs module `module` against `target` now (`/probe?module=&target=`).
+    pub async fn probe_module(
+        &self,
+        module: &str,
+        target: &str,
+        debug: bool,
+    ) -> Result<(Arc<Slot>, RunRecord), crate::modules::ModuleError> {
+        let modules = self.modules.load_full().ok_or_else(|| crate::modules::ModuleError::Invalid("probing targets is not enabled: add a `probe:` block with `allow_targets` and `modules` to the agent config".into()))?;
+        let prepared = modules.resolve(module, target)?;
+        let _permit =
+            self.sem.clone().acquire_owned().await.map_err(|_| {
+                crate::modules::ModuleError::Invalid("the agent is stopping".into())
+            })?;
+        let record = execute(prepared.probe.clone(), prepared.slot.meta.timeout, debug).await;
+        Ok((prepared.slot.clone(), record))
     }
 
     /// Records a heartbeat for `PACK/NAME`.

@@ -24,6 +24,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod exposition;
+pub mod modules;
 pub mod redact;
 pub mod report;
 pub mod scheduler;

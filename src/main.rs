@@ -19,7 +19,10 @@ fn main() -> ExitCode {
     // A panicking check becomes an `internal_error` result (see the runner);
     // here it is also logged once, through the redacting logger.
     std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         let what = info
             .payload()
             .downcast_ref::<&str>()

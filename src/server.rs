@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, PushResult};
 use crate::exposition;
+use crate::modules::ModuleError;
 use crate::view::CheckView;
 
 /// Time allowed for a client to send its request headers.
@@ -196,30 +197,69 @@ async fn push(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
 /// `/probe?check=PACK/NAME[&debug=true]`: runs one configured check now.
 async fn probe(agent: &Agent, query: &str) -> Response<Body> {
     let params = parse_query(query);
-    let Some(id) = params
-        .iter()
-        .find(|(k, _)| k == "check")
-        .map(|(_, v)| v.clone())
-    else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Missing `check` parameter: /probe?check=PACK/NAME\n",
-        );
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     };
-    let debug = params.iter().any(|(k, v)| k == "debug" && v == "true");
-    let Some((slot, record)) = agent.probe_now(&id, debug).await else {
-        return text(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "No check `{}` is configured (see /api/v1/checks)\n",
-                crate::redact::redact(&id)
-            ),
-        );
+    let debug = param("debug").is_some_and(|v| v == "true");
+    let result = match (param("check"), param("module"), param("target")) {
+        (Some(id), None, _) => match agent.probe_now(&id, debug).await {
+            Some(r) => r,
+            None => {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "No check `{}` is configured (see /api/v1/checks)\n",
+                        crate::redact::redact(&id)
+                    ),
+                );
+            }
+        },
+        (None, Some(module), Some(target)) => {
+            match agent.probe_module(&module, &target, debug).await {
+                Ok(r) => r,
+                Err(ModuleError::UnknownModule(m)) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("Unknown module `{}`\n", crate::redact::redact(&m)),
+                    );
+                }
+                Err(ModuleError::TargetNotAllowed(t)) => {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        &format!(
+                            "Target `{}` is not allowed: it matches none of probe.allow_targets\n",
+                            crate::redact::redact(&t)
+                        ),
+                    );
+                }
+                Err(ModuleError::Invalid(m)) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        &format!("{}\n", crate::redact::redact(&m)),
+                    );
+                }
+            }
+        }
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Use /probe?check=PACK/NAME, or /probe?module=MODULE&target=TARGET\n",
+            );
+        }
     };
+    let (slot, record) = result;
     let mut out = Vec::new();
     if debug {
         out.extend_from_slice(
-            format!("Probe of {} ({})\n", id, slot.meta.kind.as_str()).as_bytes(),
+            format!(
+                "Probe of {} ({})\n",
+                slot.meta.id(),
+                slot.meta.kind.as_str()
+            )
+            .as_bytes(),
         );
         for o in &record.outcome.observations {
             out.extend_from_slice(crate::redact::redact(o).as_bytes());

@@ -49,6 +49,8 @@ pub struct Loaded {
     pub skipped: Vec<Skipped>,
     /// The checks directories named in the agent config (watched for changes).
     pub checks_dirs: Vec<PathBuf>,
+    /// `/probe?module=M&target=T` modules, when configured.
+    pub modules: Option<std::sync::Arc<crate::modules::Modules>>,
 }
 
 /// One enabled check, ready to run.
@@ -291,7 +293,12 @@ pub fn load_with_env(
         packs: Vec::new(),
         skipped: Vec::new(),
         checks_dirs: agent.checks_dirs.clone(),
+        modules: None,
     };
+    if let (Some(cfg), Some(node)) = (&agent.probe, &agent_node) {
+        loaded.modules = crate::modules::Modules::load(cfg, node, &agent_label, &mut errors)
+            .map(std::sync::Arc::new);
+    }
     if loaded.concurrency == 0 {
         let pos = agent_node.as_ref().map(|n| n.find("concurrency").pos);
         errors.push(ConfigError::new(
@@ -407,7 +414,13 @@ fn load_pack(
                     errors.push(ConfigError::new(&s.label, at, "env_file", m));
                     return;
                 }
-                Ok(path) => match std::fs::read_to_string(&path) {
+                // A relative env_file is relative to the pack file, like every
+                // other path in a pack.
+                Ok(path) => match std::fs::read_to_string(
+                    s.dir
+                        .as_ref()
+                        .map_or_else(|| PathBuf::from(&path), |d| d.join(&path)),
+                ) {
                     Ok(text) => {
                         let parsed = dotenv::parse(&text);
                         for (k, v) in &parsed.vars {

@@ -29,6 +29,25 @@ pub struct AgentConfig {
     /// How many checks may run at the same time (default 64).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Blackbox-exporter-style probing of arbitrary targets
+    /// (`/probe?module=M&target=T`). Off unless this block is present, and
+    /// then only for targets that match `allow_targets`.
+    #[serde(default)]
+    pub probe: Option<ProbeModules>,
+}
+
+/// Check templates that `/probe?module=M&target=T` runs against a target.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeModules {
+    /// Regular expressions; a target must match one of them entirely. This is
+    /// what keeps the agent from being used to reach arbitrary hosts.
+    pub allow_targets: Vec<String>,
+    /// The modules: checks whose `name` is the module name and whose block
+    /// uses `${target}` (for example `url: ${target}`).
+    #[schemars(with = "Vec<CheckSpec>")]
+    #[serde(default)]
+    pub modules: serde::de::IgnoredAny,
 }
 
 /// One enabled pack in the agent config.

@@ -2,8 +2,11 @@
 //! repeats another.
 
 pub mod blocking;
+pub mod database;
 pub mod net;
+pub mod paths;
 pub mod runas;
+pub mod secret;
 pub mod signals;
 #[cfg(test)]
 pub mod testing;

@@ -66,20 +66,39 @@ fn prometheus_scrapes_the_agent_and_sees_each_result() {
     let dir = tempdir("e2e-pack");
     write_pack(dir.path(), &nginx);
     let agent = AgentProcess::start(&["--checks", dir.path().to_str().unwrap()]);
-    let prom = Prometheus::start(PrometheusOptions { scrape_targets: vec![agent.address()], ..Default::default() });
+    let prom = Prometheus::start(PrometheusOptions {
+        scrape_targets: vec![agent.address()],
+        ..Default::default()
+    });
 
     let timeout = Duration::from_secs(30);
-    let expect = [("page_ok", 1.0), ("page_missing", 0.0), ("file_present", 1.0), ("file_absent", 0.0), ("command_ok", 1.0), ("command_fails", 0.0)];
+    let expect = [
+        ("page_ok", 1.0),
+        ("page_missing", 0.0),
+        ("file_present", 1.0),
+        ("file_absent", 0.0),
+        ("command_ok", 1.0),
+        ("command_fails", 0.0),
+    ];
     for (check, want) in expect {
         let q = format!("healthprobe_check_success{{pack=\"e2e\",check=\"{check}\"}}");
         prom.wait_for(&q, |r| sample_values(r) == vec![want], timeout);
     }
-    let reasons = prom.wait_for("healthprobe_check_failure{pack=\"e2e\"} == 1", |r| r.as_array().is_some_and(|a| a.len() == 3), timeout);
+    let reasons = prom.wait_for(
+        "healthprobe_check_failure{pack=\"e2e\"} == 1",
+        |r| r.as_array().is_some_and(|a| a.len() == 3),
+        timeout,
+    );
     let mut by_check: Vec<(String, String)> = reasons
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["metric"]["check"].as_str().unwrap().to_string(), s["metric"]["reason"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["metric"]["check"].as_str().unwrap().to_string(),
+                s["metric"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     by_check.sort();
     assert_eq!(
@@ -92,14 +111,33 @@ fn prometheus_scrapes_the_agent_and_sees_each_result() {
     );
     let info = prom.query("healthprobe_check_info{check=\"page_missing\"}");
     assert_eq!(info[0]["metric"]["severity"], "critical");
-    assert_eq!(info[0]["metric"]["doc"], "https://example.org/guide#missing");
-    assert_eq!(sample_values(&prom.query("healthprobe_checks_configured{pack=\"e2e\"}")), vec![6.0]);
-    assert_eq!(sample_values(&prom.query("up{job=\"healthprobe\"}")), vec![1.0]);
+    assert_eq!(
+        info[0]["metric"]["doc"],
+        "https://example.org/guide#missing"
+    );
+    assert_eq!(
+        sample_values(&prom.query("healthprobe_checks_configured{pack=\"e2e\"}")),
+        vec![6.0]
+    );
+    assert_eq!(
+        sample_values(&prom.query("up{job=\"healthprobe\"}")),
+        vec![1.0]
+    );
     // Runs keep happening: the counter grows between two scrapes.
-    let runs = |p: &Prometheus| sample_values(&p.query("sum(healthprobe_check_runs_total{pack=\"e2e\"})"))[0];
+    let runs = |p: &Prometheus| {
+        sample_values(&p.query("sum(healthprobe_check_runs_total{pack=\"e2e\"})"))[0]
+    };
     let before = runs(&prom);
-    prom.wait_for("sum(healthprobe_check_runs_total{pack=\"e2e\"})", |r| sample_values(r).first().is_some_and(|v| *v > before), timeout);
-    assert!(sample_values(&prom.query("healthprobe_scheduler_lag_seconds_count")).first().is_some_and(|v| *v > 0.0));
+    prom.wait_for(
+        "sum(healthprobe_check_runs_total{pack=\"e2e\"})",
+        |r| sample_values(r).first().is_some_and(|v| *v > before),
+        timeout,
+    );
+    assert!(
+        sample_values(&prom.query("healthprobe_scheduler_lag_seconds_count"))
+            .first()
+            .is_some_and(|v| *v > 0.0)
+    );
 }
 
 #[test]
@@ -112,10 +150,18 @@ fn the_exposition_passes_promtool_and_the_api_agrees() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let api = loop {
         let api = agent.get("/api/v1/checks").json();
-        if api["checks"].as_array().unwrap().iter().all(|c| c["state"] != "pending") {
+        if api["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] != "pending")
+        {
             break api;
         }
-        assert!(std::time::Instant::now() < deadline, "checks still pending: {api}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "checks still pending: {api}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let checks = api["checks"].as_array().unwrap();
@@ -126,14 +172,35 @@ fn the_exposition_passes_promtool_and_the_api_agrees() {
     assert_eq!(missing["reason"], "assertion_failed");
 
     let metrics = agent.get("/metrics");
-    assert_eq!(metrics.header("content-type"), Some(healthprobe::exposition::CONTENT_TYPE));
+    assert_eq!(
+        metrics.header("content-type"),
+        Some(healthprobe::exposition::CONTENT_TYPE)
+    );
     let promtool = require_binary("promtool");
-    let mut child = Command::new(promtool).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(&metrics.body).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&metrics.body)
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}"
+    );
 
     let probe = agent.get("/probe?check=e2e/page_missing");
     assert_eq!(probe.status, 200);

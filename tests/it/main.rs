@@ -17,15 +17,22 @@
 mod support;
 mod support_smoke;
 
+mod binary;
 mod cli;
 mod command;
 mod config_errors;
+mod config_file;
 mod docker;
 mod e2e;
 mod file;
 mod heartbeat;
 mod host;
 mod http;
+mod log;
+mod migrations;
+mod modules;
+mod mysql;
+mod postgres;
 mod probe_util;
 mod probes;
 mod process;

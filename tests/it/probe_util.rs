@@ -22,20 +22,39 @@ pub fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
     (spec, timeout)
 }
 
-/// Builds and runs one check (a whole check: `name`, `kind`, the block).
-pub async fn run(check_yaml: &str) -> Outcome {
+/// A prepared check and its timeout, kept across runs for kinds with state
+/// (`log` follows its file from one run to the next).
+pub struct Prepared {
+    probe: Arc<Probe>,
+    timeout: Duration,
+}
+
+/// Builds one check (a whole check: `name`, `kind`, the block).
+pub fn probe(check_yaml: &str) -> Prepared {
     let (spec, timeout) = spec(check_yaml);
     let ctx = BuildContext {
         timeout,
         pack_dir: None,
     };
-    let probe = match Probe::build(&spec, &ctx) {
-        Ok(p) => p,
+    match Probe::build(&spec, &ctx) {
+        Ok(p) => Prepared {
+            probe: Arc::new(p),
+            timeout,
+        },
         Err(e) => panic!("the check does not build: {e:?}"),
-    };
-    runner::execute(Arc::new(probe), timeout, true)
+    }
+}
+
+/// Runs a prepared check once, as the agent does.
+pub async fn run_probe(p: &Prepared) -> Outcome {
+    runner::execute(p.probe.clone(), p.timeout, true)
         .await
         .outcome
+}
+
+/// Builds and runs one check (a whole check: `name`, `kind`, the block).
+pub async fn run(check_yaml: &str) -> Outcome {
+    run_probe(&probe(check_yaml)).await
 }
 
 /// The build errors of a check that must not build.
