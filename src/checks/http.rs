@@ -69,6 +69,12 @@ static REDIRECTS: Family = Family {
 /// How many bytes of the answer are kept to show when it is not HTTP.
 const SEEN_BYTES: usize = 64;
 
+/// The largest `body_size`.
+const MAX_BODY_SIZE: u64 = 1 << 30;
+
+/// How many assets `assets_resolve` requests at most.
+const MAX_ASSETS: usize = 20;
+
 fn get() -> String {
     "GET".into()
 }
@@ -96,6 +102,13 @@ pub struct HttpSpec {
     /// A request body, sent as is (with its `Content-Length`).
     #[serde(default)]
     pub body: Option<String>,
+    /// Send a body of this many zero bytes instead of `body` (at most 1 GiB,
+    /// made anew for each request, with `Content-Type:
+    /// application/octet-stream` unless `headers` sets one): how an upload
+    /// limit is tested, e.g. a `POST` of 10 MiB that nginx's default
+    /// `client_max_body_size` (1 MiB) answers with 413.
+    #[serde(default)]
+    pub body_size: Option<u64>,
     /// Follow redirects (301, 302, 303, 307, 308 with a `Location`), at most
     /// 10. Default `false`: the check judges the first response, because a
     /// redirect (to a login page, to `http://`) is usually itself the finding.
@@ -151,6 +164,16 @@ pub struct HttpExpect {
     /// Fail when the server's TLS certificate expires within this many days.
     #[serde(default)]
     pub cert_min_days: Option<u32>,
+    /// Every script and stylesheet the page references (`<script src>`, and
+    /// `<link href>` with `rel` `stylesheet`, `preload` or `modulepreload`)
+    /// must load with status 200. They are requested one after the other
+    /// with `GET` (the first 20, within the check's timeout; their bodies are
+    /// not read), and a page that references none fails. This is what a stale
+    /// or half-finished asset build looks like from outside: the page names
+    /// files that are not there (Mastodon after an upgrade without
+    /// `assets:precompile`).
+    #[serde(default)]
+    pub assets_resolve: bool,
 }
 
 /// An assertion on one response header. With only `name`, the header must be
@@ -221,6 +244,7 @@ struct Expectations {
     json: Vec<JsonExpect>,
     max_response_time: Option<Duration>,
     cert_min_days: Option<u32>,
+    assets_resolve: bool,
 }
 
 fn regex_field(
@@ -300,6 +324,32 @@ impl Check for HttpCheck {
                 HeaderValue::from_static(concat!("healthprobe/", env!("CARGO_PKG_VERSION"))),
             );
         }
+        let body = match (&spec.body, spec.body_size) {
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new(
+                    "body_size",
+                    "give either `body` or `body_size`, not both",
+                ));
+                ReqBody::Text(Bytes::new())
+            }
+            (_, Some(n)) if n > MAX_BODY_SIZE => {
+                errors.push(FieldError::new(
+                    "body_size",
+                    format!("{n} is more than the largest body this check sends, 1 GiB ({MAX_BODY_SIZE})"),
+                ));
+                ReqBody::Text(Bytes::new())
+            }
+            (_, Some(n)) => {
+                if !headers.contains_key(header::CONTENT_TYPE) {
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
+                }
+                ReqBody::Zeros(n as usize)
+            }
+            (body, None) => ReqBody::Text(Bytes::from(body.clone().unwrap_or_default())),
+        };
         if spec.max_body_bytes > usize::MAX as u64 {
             errors.push(FieldError::new(
                 "max_body_bytes",
@@ -362,6 +412,7 @@ impl Check for HttpCheck {
         let reads_body = e.body_matches.is_some()
             || e.body_not_matches.is_some()
             || e.body_starts_with.is_some()
+            || e.assets_resolve
             || !e.json.is_empty();
         if reads_body && spec.max_body_bytes == 0 {
             errors.push(FieldError::new(
@@ -393,7 +444,7 @@ impl Check for HttpCheck {
                 "TLS options apply to https:// URLs, and this one is http://",
             ));
         }
-        let tls = if https || spec.follow_redirects {
+        let tls = if https || spec.follow_redirects || e.assets_resolve {
             match TlsClient::build(&spec.tls, ctx.pack_dir.as_deref(), &[b"http/1.1"], "tls") {
                 Ok(t) => Some(t),
                 Err(mut e) => {
@@ -410,7 +461,7 @@ impl Check for HttpCheck {
                     url,
                     method,
                     headers,
-                    body: Bytes::from(spec.body.clone().unwrap_or_default()),
+                    body,
                 },
                 follow_redirects: spec.follow_redirects,
                 tls,
@@ -425,6 +476,7 @@ impl Check for HttpCheck {
                     json: e.json.clone(),
                     max_response_time: e.max_response_time.map(Dur::get),
                     cert_min_days: e.cert_min_days,
+                    assets_resolve: e.assets_resolve,
                 }),
             }),
             _ => Err(errors),
@@ -476,7 +528,17 @@ impl Check for HttpCheck {
             Err(f) => return self.failed(f, Some(status), redirects, &mut trace),
         };
         let total = started.elapsed();
-        let problems = self.judge(&body, total);
+        let mut problems = self.judge(&body, total);
+        let mut assets_note = String::new();
+        if self.expect.assets_resolve {
+            match self
+                .check_assets(&req, &body.body, ctx.debug, &mut trace, deadline)
+                .await
+            {
+                Ok(n) => assets_note = format!("; {}", plural_assets(n, "loads", "load")),
+                Err(m) => problems.push(m),
+            }
+        }
         let mut samples = phase_samples(&trace);
         samples.push(status_sample(Some(status)));
         samples.push(redirects_sample(redirects));
@@ -490,7 +552,7 @@ impl Check for HttpCheck {
                 n => format!(" after {n} redirects"),
             };
             Outcome::ok(format!(
-                "{} from {} in {}{hops}",
+                "{} from {} in {}{hops}{assets_note}",
                 status_text(status),
                 redact(req.url.as_str()),
                 secs(total)
@@ -505,13 +567,167 @@ impl Check for HttpCheck {
     }
 }
 
+impl HttpCheck {
+    /// `assets_resolve`: requests each script and stylesheet `page` (the
+    /// body of `req`'s response) references. `Ok(count)` when all load.
+    async fn check_assets(
+        &self,
+        req: &Prepared,
+        page: &[u8],
+        debug: bool,
+        trace: &mut Trace,
+        deadline: Instant,
+    ) -> Result<usize, String> {
+        let urls = asset_urls(&req.url, &String::from_utf8_lossy(page));
+        if urls.is_empty() {
+            return Err(
+                "the page references no script or stylesheet (assets_resolve), so it is not the page the check expects"
+                    .into(),
+            );
+        }
+        let mut failed = Vec::new();
+        let mut checked = 0;
+        // A separate trace: the phases exported are those of the page itself.
+        let mut sub = Trace::new(debug);
+        for url in urls.iter().take(MAX_ASSETS) {
+            if Instant::now() >= deadline {
+                failed.push(format!(
+                    "{} more not checked: the check ran out of time",
+                    urls.len().min(MAX_ASSETS) - checked
+                ));
+                break;
+            }
+            checked += 1;
+            let mut a = req.clone();
+            a.follow(StatusCode::SEE_OTHER, url.clone());
+            a.method = Method::GET;
+            let shown = shown_asset(&req.url, url);
+            match self.exchange(&a, &mut sub, deadline).await {
+                Ok(head) if head.status == StatusCode::OK => {
+                    trace.note(|| format!("asset {shown}: 200 OK"));
+                }
+                Ok(head) => {
+                    trace.note(|| format!("asset {shown}: {}", status_text(head.status)));
+                    failed.push(format!("{shown} ({})", status_text(head.status)));
+                }
+                Err(f) => {
+                    trace.note(|| format!("asset {shown}: {}", f.message));
+                    failed.push(format!("{shown} ({}: {})", f.reason, f.message));
+                }
+            }
+        }
+        trace.notes(|| sub.take_notes());
+        if failed.is_empty() {
+            Ok(checked)
+        } else {
+            Err(format!(
+                "{} of {} the page references {} not load: {}",
+                failed.len(),
+                plural_assets(checked, "", ""),
+                if failed.len() == 1 { "does" } else { "do" },
+                failed.join(", ")
+            ))
+        }
+    }
+}
+
+/// "1 asset loads", "3 assets load" (`one`/`many` empty: just the noun).
+fn plural_assets(n: usize, one: &str, many: &str) -> String {
+    let (noun, verb) = if n == 1 {
+        ("asset", one)
+    } else {
+        ("assets", many)
+    };
+    if verb.is_empty() {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun} {verb}")
+    }
+}
+
+/// An asset's URL as shown: its path when it is on the page's origin.
+fn shown_asset(page: &Url, asset: &Url) -> String {
+    if asset.origin() == page.origin() {
+        redact(&asset[url::Position::BeforePath..url::Position::AfterQuery]).into_owned()
+    } else {
+        redact(asset.as_str()).into_owned()
+    }
+}
+
+/// The http(s) URLs of the scripts and stylesheets an HTML page references,
+/// resolved against the page's URL, in order, each once.
+fn asset_urls(page: &Url, html: &str) -> Vec<Url> {
+    use std::sync::LazyLock;
+    static TAG: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?is)<(script|link)\b([^>]*)>").expect("valid regex"));
+    static ATTR: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(?is)\b(src|href|rel)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"#)
+            .expect("valid regex")
+    });
+    let mut out: Vec<Url> = Vec::new();
+    for tag in TAG.captures_iter(html) {
+        let is_script = tag[1].eq_ignore_ascii_case("script");
+        let (mut src, mut href, mut rel) = (None, None, None);
+        for a in ATTR.captures_iter(&tag[2]) {
+            let value = a
+                .get(2)
+                .or(a.get(3))
+                .or(a.get(4))
+                .map_or("", |m| m.as_str());
+            match a[1].to_ascii_lowercase().as_str() {
+                "src" => src = Some(value.to_string()),
+                "href" => href = Some(value.to_string()),
+                _ => rel = Some(value.to_ascii_lowercase()),
+            }
+        }
+        let target = if is_script {
+            src
+        } else if rel.as_deref().is_some_and(|r| {
+            r.split_ascii_whitespace()
+                .any(|w| matches!(w, "stylesheet" | "preload" | "modulepreload"))
+        }) {
+            href
+        } else {
+            None
+        };
+        let Some(t) = target.map(|t| t.replace("&amp;", "&")) else {
+            continue;
+        };
+        if let Ok(u) = page.join(t.trim())
+            && matches!(u.scheme(), "http" | "https")
+            && !out.contains(&u)
+        {
+            out.push(u);
+        }
+    }
+    out
+}
+
 /// The request of one hop.
 #[derive(Clone)]
 struct Prepared {
     url: Url,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: ReqBody,
+}
+
+/// A request body.
+#[derive(Clone, Debug, PartialEq)]
+enum ReqBody {
+    /// `body:` as written.
+    Text(Bytes),
+    /// `body_size:` zero bytes, made for each request rather than kept.
+    Zeros(usize),
+}
+
+impl ReqBody {
+    fn bytes(&self) -> Bytes {
+        match self {
+            ReqBody::Text(b) => b.clone(),
+            ReqBody::Zeros(n) => Bytes::from(vec![0u8; *n]),
+        }
+    }
 }
 
 impl Prepared {
@@ -532,7 +748,7 @@ impl Prepared {
             || matches!(status.as_u16(), 301 | 302) && self.method == Method::POST;
         if to_get {
             self.method = Method::GET;
-            self.body = Bytes::new();
+            self.body = ReqBody::Text(Bytes::new());
             self.headers.remove(header::CONTENT_TYPE);
             self.headers.remove(header::CONTENT_LENGTH);
         }
@@ -715,7 +931,7 @@ impl HttpCheck {
             };
             builder = builder.header(header::HOST, host_header);
         }
-        let mut request = builder.body(Full::new(req.body.clone())).map_err(|e| {
+        let mut request = builder.body(Full::new(req.body.bytes())).map_err(|e| {
             Failure::new(
                 Reason::InternalError,
                 format!("cannot build the request for {}: {e}", redact(url.as_str())),
@@ -1437,11 +1653,11 @@ mod tests {
                 ("authorization", "Bearer x"),
                 ("content-type", "text/plain"),
             ]),
-            body: Bytes::from_static(b"x"),
+            body: ReqBody::Text(Bytes::from_static(b"x")),
         };
         req.follow(StatusCode::FOUND, Url::parse("http://a.test/home").unwrap());
         assert_eq!(req.method, Method::GET);
-        assert!(req.body.is_empty());
+        assert!(req.body.bytes().is_empty());
         assert!(req.headers.contains_key(header::AUTHORIZATION));
         req.follow(
             StatusCode::TEMPORARY_REDIRECT,
@@ -1457,5 +1673,75 @@ mod tests {
             "Cache-Control"
         );
         assert_eq!(canonical(&HeaderName::from_static("etag")), "Etag");
+    }
+
+    #[test]
+    fn body_size_sends_zeros_and_excludes_body() {
+        let c = build::<HttpCheck>("{url: 'http://x/up', method: POST, body_size: 1048577}")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(c.request.body, ReqBody::Zeros(1048577));
+        let bytes = c.request.body.bytes();
+        assert_eq!(bytes.len(), 1048577);
+        assert!(bytes.iter().all(|b| *b == 0));
+        assert_eq!(
+            c.request.headers[header::CONTENT_TYPE],
+            "application/octet-stream"
+        );
+        let c = build::<HttpCheck>(
+            "{url: 'http://x/up', body_size: 3, headers: {Content-Type: image/png}}",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(c.request.headers[header::CONTENT_TYPE], "image/png");
+
+        let (errs, paths) = build_errors::<HttpCheck>("{url: 'http://x/', body: a, body_size: 3}");
+        assert_eq!(paths, ["body_size"]);
+        assert!(errs[0].message.contains("not both"), "{}", errs[0].message);
+        let (errs, paths) = build_errors::<HttpCheck>("{url: 'http://x/', body_size: 1073741825}");
+        assert_eq!(paths, ["body_size"]);
+        assert!(errs[0].message.contains("1 GiB"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn asset_urls_of_a_page() {
+        let page = Url::parse("https://social.example/about").unwrap();
+        let html = r#"<!doctype html><html><head>
+<link rel="stylesheet" media="all" href="/packs/css/common-4e5f.css" crossorigin="anonymous">
+<link rel='modulepreload' href='/packs/assets/locale-en-1a2b.js'>
+<link rel="icon" href="/favicon.ico">
+<link href="https://cdn.example/packs/css/skin-9a.css" rel="preload stylesheet">
+<script src="/packs/js/application-3f9c.js" crossorigin="anonymous" integrity="sha256-x"></script>
+<SCRIPT SRC=relative.js></SCRIPT>
+<script>inline()</script>
+<script src="data:text/javascript,1"></script>
+<script src="/packs/js/application-3f9c.js"></script>
+<a href="/packs/not-an-asset.js">x</a>
+</head></html>"#;
+        let got: Vec<String> = asset_urls(&page, html)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "https://social.example/packs/css/common-4e5f.css",
+                "https://social.example/packs/assets/locale-en-1a2b.js",
+                "https://cdn.example/packs/css/skin-9a.css",
+                "https://social.example/packs/js/application-3f9c.js",
+                "https://social.example/relative.js",
+            ]
+        );
+        assert_eq!(
+            shown_asset(
+                &page,
+                &Url::parse("https://social.example/a.js?v=1").unwrap()
+            ),
+            "/a.js?v=1"
+        );
+        assert_eq!(
+            shown_asset(&page, &Url::parse("https://cdn.example/a.js").unwrap()),
+            "https://cdn.example/a.js"
+        );
+        assert_eq!(plural_assets(1, "loads", "load"), "1 asset loads");
+        assert_eq!(plural_assets(3, "", ""), "3 assets");
     }
 }
