@@ -5,6 +5,13 @@
 //! filters need is read (`/proc/PID/cmdline` only when `cmdline_matches` is
 //! given, owners only with `user`), threads are left out, and nothing is kept
 //! between runs.
+//!
+//! `environ` reads `/proc/PID/environ` of each matching process: the
+//! environment it was started with, which is where a service's settings
+//! really live (`RAILS_ENV=production` from a systemd unit or a compose file,
+//! OpenHands' fixed `JWT_SECRET`), whatever the unit files say.
+
+use std::collections::BTreeMap;
 
 use regex::Regex;
 use schemars::JsonSchema;
@@ -47,6 +54,14 @@ pub struct ProcessSpec {
     /// the check's value.
     #[serde(default)]
     pub expect: ValueBounds,
+    /// Environment variables every matching process must have been started
+    /// with, read from `/proc/PID/environ` (root, or the process's own user,
+    /// may read it): the name and a regular expression its value must match
+    /// (unanchored: `RAILS_ENV: ^production$`; `JWT_SECRET: .` for "set and
+    /// not empty"). Values of secret-looking names (`*SECRET*`, `*TOKEN*`...)
+    /// are never shown.
+    #[serde(default)]
+    pub environ: BTreeMap<String, String>,
 }
 
 /// A prepared `process` check.
@@ -56,6 +71,7 @@ pub struct ProcessCheck {
     cmdline: Option<Regex>,
     user: Option<String>,
     bounds: ValueBounds,
+    environ: Vec<(String, Regex)>,
 }
 
 impl Check for ProcessCheck {
@@ -84,6 +100,20 @@ impl Check for ProcessCheck {
             bounds.min = Some(1.0);
         }
         errors.extend(bounds.validate("expect"));
+        let mut environ = Vec::new();
+        for (k, v) in &spec.environ {
+            if k.is_empty() || k.contains(['=', '\0']) {
+                errors.push(FieldError::on_key(
+                    format!("environ.{k}"),
+                    format!("`{k}` is not an environment variable name"),
+                ));
+                continue;
+            }
+            match compile_regex(&format!("environ.{k}"), v) {
+                Ok(re) => environ.push((k.clone(), re)),
+                Err(e) => errors.push(e),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -92,6 +122,7 @@ impl Check for ProcessCheck {
             cmdline,
             user: spec.user.clone(),
             bounds,
+            environ,
         })
     }
 
@@ -115,6 +146,21 @@ impl ProcessCheck {
             None if pids.is_empty() => {
                 Outcome::ok(format!("no process matches {what}, as expected"))
             }
+            None if !self.environ.is_empty() => match self.environ_problems(&pids) {
+                Ok(()) => Outcome::ok(format!(
+                    "{} matching {what}: {listed}; environment: {}",
+                    plural(pids.len()),
+                    self.environ_names()
+                )),
+                Err((reason, problems)) => Outcome::fail(
+                    reason,
+                    format!(
+                        "{} matching {what}: {}",
+                        plural(pids.len()),
+                        problems.join("; ")
+                    ),
+                ),
+            },
             None => Outcome::ok(format!("{} matching {what}: {listed}", plural(pids.len()))),
             Some(v) if pids.is_empty() => Outcome::fail(
                 Reason::AssertionFailed,
@@ -126,6 +172,60 @@ impl ProcessCheck {
             ),
         };
         outcome.with_value(count)
+    }
+
+    /// "RAILS_ENV as expected" for the success message.
+    fn environ_names(&self) -> String {
+        let names: Vec<String> = self.environ.iter().map(|(k, _)| k.clone()).collect();
+        format!("{} as expected", names.join(", "))
+    }
+
+    /// What is wrong with the environment of each process, or `Ok`. The
+    /// reason is `permission_denied` when an environment could not be read,
+    /// else `assertion_failed`.
+    fn environ_problems(&self, pids: &[u32]) -> Result<(), (Reason, Vec<String>)> {
+        let mut problems = Vec::new();
+        let mut reason = Reason::AssertionFailed;
+        for &pid in pids.iter().take(SHOWN_PIDS) {
+            let raw = match std::fs::read(format!("/proc/{pid}/environ")) {
+                Ok(raw) => raw,
+                // Gone since the scan: it no longer counts.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    reason = Reason::from_io(&e);
+                    problems.push(format!(
+                        "cannot read the environment of pid {pid}: {e} (the agent must run as root or as the process's user)"
+                    ));
+                    continue;
+                }
+            };
+            let env = parse_environ(&raw);
+            let mut wrong = Vec::new();
+            for (k, re) in &self.environ {
+                match env.get(k.as_str()) {
+                    None => wrong.push(format!("{k} is not set")),
+                    Some(v) if re.is_match(v) => {}
+                    Some(v) if v.is_empty() => wrong.push(format!("{k} is empty")),
+                    Some(_) if crate::redact::is_secret_key(k) => wrong.push(format!(
+                        "{k} does not match `{}` (a secret, not shown)",
+                        re.as_str()
+                    )),
+                    Some(v) => wrong.push(format!(
+                        "{k} is `{}`, expected to match `{}`",
+                        crate::redact::redact(v),
+                        re.as_str()
+                    )),
+                }
+            }
+            if !wrong.is_empty() {
+                problems.push(format!("pid {pid}: {}", wrong.join(", ")));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err((reason, problems))
+        }
     }
 
     /// `name sidekiq, command line matching `...`, user mastodon`.
@@ -142,6 +242,21 @@ impl ProcessCheck {
         }
         parts.join(", ")
     }
+}
+
+/// `KEY=value` entries of a `/proc/PID/environ` (NUL-separated); the first
+/// of a repeated key wins, as `getenv` sees it.
+fn parse_environ(raw: &[u8]) -> BTreeMap<&str, &str> {
+    let mut env = BTreeMap::new();
+    for entry in raw.split(|b| *b == 0) {
+        let Ok(entry) = std::str::from_utf8(entry) else {
+            continue;
+        };
+        if let Some((k, v)) = entry.split_once('=') {
+            env.entry(k).or_insert(v);
+        }
+    }
+    env
 }
 
 fn plural(n: usize) -> String {
@@ -254,6 +369,43 @@ mod tests {
         assert_eq!(c.bounds.min, None);
         let c = build("name: x\nexpect: { max: 3 }").ok().unwrap();
         assert_eq!(c.bounds.min, Some(1.0));
+    }
+
+    #[test]
+    fn environ_entries_and_names() {
+        let env =
+            parse_environ(b"RAILS_ENV=production\0EMPTY=\0A=b=c\0RAILS_ENV=dev\0junk\0\xff=1\0");
+        assert_eq!(env.get("RAILS_ENV"), Some(&"production"));
+        assert_eq!(env.get("EMPTY"), Some(&""));
+        assert_eq!(env.get("A"), Some(&"b=c"));
+        assert_eq!(env.len(), 3);
+        let (errs, paths) =
+            testing::build_errors::<ProcessCheck>("name: x\nenviron: { RAILS_ENV: '(' }");
+        assert_eq!(paths, ["environ.RAILS_ENV"]);
+        assert!(errs[0].message.contains("regular expression"));
+    }
+
+    #[test]
+    fn environ_of_this_process() {
+        // The test process itself is left out of scans, but its environment
+        // is readable: judge it directly.
+        let me = std::process::id();
+        let c = build("name: x\nenviron: { PATH: '/', HP_SURELY_UNSET_VAR: . }")
+            .ok()
+            .unwrap();
+        let (reason, problems) = c.environ_problems(&[me]).unwrap_err();
+        assert_eq!(reason, Reason::AssertionFailed);
+        assert_eq!(
+            problems,
+            [format!("pid {me}: HP_SURELY_UNSET_VAR is not set")]
+        );
+        let c = build("name: x\nenviron: { PATH: '^nope$' }").ok().unwrap();
+        let (_, problems) = c.environ_problems(&[me]).unwrap_err();
+        assert!(problems[0].contains("PATH is `"), "{problems:?}");
+        assert!(
+            problems[0].ends_with("expected to match `^nope$`"),
+            "{problems:?}"
+        );
     }
 
     #[test]
