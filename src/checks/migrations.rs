@@ -83,7 +83,28 @@ database_spec! { plain;
         /// `php artisan migrate` for laravel).
         #[serde(default)]
         pub fix: Option<String>,
+        /// Which pending migrations fail the check (and are its value): `all`
+        /// (default), `regular` (those in `dirs`) or `post_deploy` (those in
+        /// `post_deploy_dirs`). The others are only mentioned. Mastodon applies
+        /// the two at different moments of an upgrade, so it watches them with
+        /// two checks: regular ones pending mean the code runs on an old
+        /// schema; post-deployment ones are expected until the new code runs.
+        #[serde(default)]
+        pub fail_on: FailOn,
     }
+}
+
+/// Which pending migrations a `migrations` check fails on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Every pending migration.
+    #[default]
+    All,
+    /// Pending migrations of `dirs` only.
+    Regular,
+    /// Pending migrations of `post_deploy_dirs` only.
+    PostDeploy,
 }
 
 /// Which framework's migrations these are.
@@ -198,6 +219,7 @@ pub struct MigrationsCheck {
     column: String,
     allow_unknown: bool,
     fix: String,
+    fail_on: FailOn,
 }
 
 impl Check for MigrationsCheck {
@@ -268,6 +290,14 @@ impl Check for MigrationsCheck {
                 });
             }
         }
+        if spec.fail_on == FailOn::PostDeploy
+            && spec.post_deploy_dirs.as_ref().is_some_and(Vec::is_empty)
+        {
+            errors.push(FieldError::new(
+                "fail_on",
+                "`post_deploy` judges the migrations of `post_deploy_dirs`, which is empty",
+            ));
+        }
         if spec.dirs.as_ref().is_some_and(Vec::is_empty) {
             errors.push(FieldError::new(
                 "dirs",
@@ -306,6 +336,7 @@ impl Check for MigrationsCheck {
                 column,
                 allow_unknown: spec.allow_unknown,
                 fix,
+                fail_on: spec.fail_on,
             }),
             _ => Err(errors),
         }
@@ -381,9 +412,11 @@ impl MigrationsCheck {
             sample("applied", applied.len() - unknown.len()),
         ];
 
+        let judged: Vec<&MigrationFile> =
+            pending.iter().copied().filter(|f| self.judges(f)).collect();
         let mut problems = Vec::new();
-        if !pending.is_empty() {
-            let names: Vec<String> = pending
+        if !judged.is_empty() {
+            let names: Vec<String> = judged
                 .iter()
                 .take(NAMED)
                 .map(|f| {
@@ -394,8 +427,9 @@ impl MigrationsCheck {
                     }
                 })
                 .collect();
-            let split = self.split(&pending);
-            let fix = if post_pending == pending.len() {
+            let split = self.split(&judged);
+            let only_post = judged.iter().all(|f| self.dirs[f.dir].post_deploy);
+            let fix = if only_post {
                 format!(
                     "only post-deployment migrations are pending: run `{}` now that the new code is running",
                     self.fix
@@ -403,27 +437,75 @@ impl MigrationsCheck {
             } else {
                 format!("run `{}`", self.fix)
             };
+            let kind = match self.fail_on {
+                FailOn::All => "",
+                FailOn::Regular => "regular ",
+                FailOn::PostDeploy => "post-deployment ",
+            };
             problems.push(format!(
                 "{} pending in database `{db}`{split}: {}{}; {fix}",
-                plural(pending.len(), "migration is", "migrations are"),
+                plural(
+                    judged.len(),
+                    &format!("{kind}migration is"),
+                    &format!("{kind}migrations are")
+                ),
                 names.join(", "),
-                more(pending.len())
+                more(judged.len())
             ));
         }
         if !unknown.is_empty() && !self.allow_unknown {
             problems.push(self.unknown_text(files, &unknown, db));
         }
-        let value = pending.len() as f64;
+        let value = judged.len() as f64;
+        // Pending migrations this check does not judge, mentioned.
+        let others = pending.len() - judged.len();
+        let others_note = match (others, self.fail_on) {
+            (0, _) | (_, FailOn::All) => String::new(),
+            (n, FailOn::Regular) => format!(
+                "; {} pending (not judged by this check)",
+                plural(
+                    n,
+                    "post-deployment migration is",
+                    "post-deployment migrations are"
+                )
+            ),
+            (n, FailOn::PostDeploy) => format!(
+                "; {} pending (not judged by this check)",
+                plural(n, "regular migration is", "regular migrations are")
+            ),
+        };
         if !problems.is_empty() {
-            return Outcome::fail(Reason::AssertionFailed, problems.join("; also, "))
-                .with_value(value)
-                .with_samples(samples);
+            return Outcome::fail(
+                Reason::AssertionFailed,
+                format!("{}{others_note}", problems.join("; also, ")),
+            )
+            .with_value(value)
+            .with_samples(samples);
         }
-        let mut message = format!(
-            "all {} are applied in database `{db}`{}",
-            plural(files.len(), "migration", "migrations"),
-            self.split(&files.iter().collect::<Vec<_>>())
-        );
+        let mut message = if others == 0 {
+            format!(
+                "all {} are applied in database `{db}`{}",
+                plural(files.len(), "migration", "migrations"),
+                self.split(&files.iter().collect::<Vec<_>>())
+            )
+        } else {
+            let judged_files: Vec<&MigrationFile> =
+                files.iter().filter(|f| self.judges(f)).collect();
+            let what = if self.fail_on == FailOn::Regular {
+                "regular"
+            } else {
+                "post-deployment"
+            };
+            format!(
+                "all {} {what} {} applied in database `{db}`{others_note}",
+                judged_files.len(),
+                if judged_files.len() == 1 {
+                    "migration is"
+                } else {
+                    "migrations are"
+                }
+            )
+        };
         if !unknown.is_empty() {
             message.push_str(&format!(
                 " (allowed: {})",
@@ -431,6 +513,15 @@ impl MigrationsCheck {
             ));
         }
         Outcome::ok(message).with_value(value).with_samples(samples)
+    }
+
+    /// Whether a pending `f` fails this check (see `fail_on`).
+    fn judges(&self, f: &MigrationFile) -> bool {
+        match self.fail_on {
+            FailOn::All => true,
+            FailOn::Regular => !self.dirs[f.dir].post_deploy,
+            FailOn::PostDeploy => self.dirs[f.dir].post_deploy,
+        }
     }
 
     fn unknown_text(&self, files: &[MigrationFile], unknown: &[&String], db: &str) -> String {

@@ -114,6 +114,72 @@ fn rails_defaults_and_post_deploy_split() {
 }
 
 #[test]
+fn fail_on_splits_regular_and_post_deploy() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    touch(
+        &r.join("db/migrate"),
+        &["20240101000000_a.rb", "20240102000000_b.rb"],
+    );
+    touch(&r.join("db/post_migrate"), &["20240104000000_c.rb"]);
+    let base = format!(
+        "url: postgres://mastodon@127.0.0.1/mastodon_production\nflavor: rails\nroot: {}\n",
+        r.display()
+    );
+    let regular = build(&format!("{base}fail_on: regular\n")).unwrap();
+    let post = build(&format!("{base}fail_on: post_deploy\n")).unwrap();
+    let files = read_dirs(regular.flavor, &regular.dirs).unwrap();
+
+    // Only the post-deployment migration is pending: the regular check passes
+    // and says so; the post-deployment one fails.
+    let applied = set(&["20240101000000", "20240102000000"]);
+    let o = regular.compare(&files, &applied);
+    assert!(o.success(), "{}", o.message);
+    assert_eq!(o.value, Some(0.0));
+    assert_eq!(
+        o.message,
+        "all 2 regular migrations are applied in database `mastodon_production`; \
+         1 post-deployment migration is pending (not judged by this check)"
+    );
+    let o = post.compare(&files, &applied);
+    assert_eq!(o.reason, Reason::AssertionFailed);
+    assert_eq!(o.value, Some(1.0));
+    assert_eq!(
+        o.message,
+        "1 post-deployment migration is pending in database `mastodon_production`: \
+         20240104000000_c (post-deployment); only post-deployment migrations are pending: \
+         run `RAILS_ENV=production bin/rails db:migrate` now that the new code is running"
+    );
+
+    // A regular one pending: the regular check fails, the other passes.
+    let applied = set(&["20240101000000", "20240104000000"]);
+    let o = regular.compare(&files, &applied);
+    assert_eq!(o.value, Some(1.0));
+    assert!(
+        o.message.starts_with(
+            "1 regular migration is pending in database `mastodon_production`: 20240102000000_b; run `"
+        ),
+        "{}",
+        o.message
+    );
+    let o = post.compare(&files, &applied);
+    assert!(o.success(), "{}", o.message);
+    assert!(
+        o.message
+            .ends_with("1 regular migration is pending (not judged by this check)"),
+        "{}",
+        o.message
+    );
+
+    let e = build(&format!(
+        "{base}fail_on: post_deploy\npost_deploy_dirs: []\n"
+    ))
+    .err()
+    .unwrap();
+    assert_eq!(e[0].path, "fail_on");
+}
+
+#[test]
 fn the_database_newer_than_the_code() {
     let root = tempfile::tempdir().unwrap();
     touch(&root.path().join("db/migrate"), &["20240101000000_a.rb"]);
