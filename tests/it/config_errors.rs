@@ -123,7 +123,7 @@ fn agent_config_errors_are_located() {
     assert_eq!(
         agent_errors("packs:\n  hots: {}\n", &[]),
         vec![
-            "healthprobe.yaml:2:3: packs.hots: no pack named `hots` (known packs: host)"
+            "healthprobe.yaml:2:3: packs.hots: no pack named `hots` (known packs: host, invoiceninja, mastodon, openhands)"
                 .to_string()
         ]
     );
