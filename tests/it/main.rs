@@ -32,6 +32,8 @@ mod log;
 mod migrations;
 mod modules;
 mod mysql;
+mod pack_invoiceninja;
+mod pack_util;
 mod postgres;
 mod probe_util;
 mod probes;
