@@ -428,7 +428,8 @@ impl MigrationsCheck {
                 })
                 .collect();
             let split = self.split(&judged);
-            let only_post = judged.iter().all(|f| self.dirs[f.dir].post_deploy);
+            // Every pending migration, not only the judged ones, is post-deployment.
+            let only_post = pending.iter().all(|f| self.dirs[f.dir].post_deploy);
             let fix = if only_post {
                 format!(
                     "only post-deployment migrations are pending: run `{}` now that the new code is running",

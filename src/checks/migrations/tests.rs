@@ -171,6 +171,15 @@ fn fail_on_splits_regular_and_post_deploy() {
         o.message
     );
 
+    // Both pending: the post-deployment check does not say "only".
+    let o = post.compare(&files, &set(&["20240101000000"]));
+    assert_eq!(
+        o.message,
+        "1 post-deployment migration is pending in database `mastodon_production`: \
+         20240104000000_c (post-deployment); run `RAILS_ENV=production bin/rails db:migrate`; \
+         1 regular migration is pending (not judged by this check)"
+    );
+
     let e = build(&format!(
         "{base}fail_on: post_deploy\npost_deploy_dirs: []\n"
     ))
