@@ -33,6 +33,7 @@ mod migrations;
 mod modules;
 mod mysql;
 mod pack_invoiceninja;
+mod pack_mastodon;
 mod pack_util;
 mod postgres;
 mod probe_util;
