@@ -34,6 +34,7 @@ mod modules;
 mod mysql;
 mod pack_invoiceninja;
 mod pack_mastodon;
+mod pack_openhands;
 mod pack_util;
 mod postgres;
 mod probe_util;
