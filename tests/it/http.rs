@@ -824,3 +824,110 @@ async fn http_scheme_and_port_mismatches() {
     )
     .await;
 }
+
+/// nginx counting what reaches it: an upload location with a 1 MiB limit
+/// and one with 100M, and a page whose scripts and stylesheets are present,
+/// missing, or on a port nobody listens on.
+async fn upload_and_assets_nginx(dead_port: u16) -> Nginx {
+    let server = format!(
+        r#"
+        location = /small/upload {{ client_max_body_size 1m; return 204; }}
+        location = /big/upload {{ client_max_body_size 100M; return 204; }}
+        location /assets/ {{ try_files $uri =404; }}
+        location = /page {{ default_type text/html; return 200 '<html><head>
+<link rel="stylesheet" href="/assets/app.css"><link rel="icon" href="/favicon.ico">
+<script src="assets/app.js"></script></head></html>'; }}
+        location = /broken-page {{ default_type text/html; return 200 '<html><head>
+<link rel="stylesheet" href="/assets/app.css"><script src="/assets/gone-1f2e.js"></script>
+<script src="http://127.0.0.1:{dead_port}/cdn.js"></script></head></html>'; }}
+        location = /plain {{ default_type text/html; return 200 '<p>no assets here</p>'; }}
+        "#
+    );
+    let nginx = tokio::task::spawn_blocking(move || {
+        Nginx::start_with(NginxOptions {
+            server,
+            ..Default::default()
+        })
+    })
+    .await
+    .unwrap();
+    std::fs::create_dir_all(nginx.html_dir().join("assets")).unwrap();
+    std::fs::write(nginx.html_dir().join("assets/app.css"), "body{}\n").unwrap();
+    std::fs::write(nginx.html_dir().join("assets/app.js"), "1;\n").unwrap();
+    nginx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_size_uploads_hit_or_pass_the_limit() {
+    let nginx = upload_and_assets_nginx(crate::support::free_port()).await;
+    // 2 MiB of zeros: over the 1 MiB limit, under the 100M one.
+    let o = check(
+        "http",
+        &format!(
+            "{{url: '{}', method: POST, body_size: 2097152, expect: {{status: [204]}}}}",
+            nginx.url("/small/upload")
+        ),
+        Reason::AssertionFailed,
+        &["status is 413 Payload Too Large, expected 204"],
+    )
+    .await;
+    assert_eq!(sample(&o, "healthprobe_http_status_code", &[]), Some(413.0));
+    check(
+        "http",
+        &format!(
+            "{{url: '{}', method: POST, body_size: 2097152, expect: {{status: [204]}}}}",
+            nginx.url("/big/upload")
+        ),
+        Reason::Ok,
+        &["204 No Content"],
+    )
+    .await;
+    // nginx saw the whole body, with its length and type.
+    let log = std::fs::read_to_string(nginx.access_log()).unwrap();
+    assert!(log.contains("\"POST /big/upload HTTP/1.1\" 204"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_assets_resolve_names_each_asset_that_does_not_load() {
+    let dead = crate::support::free_port();
+    let nginx = upload_and_assets_nginx(dead).await;
+    let block = |path: &str| {
+        format!(
+            "{{url: '{}', expect: {{assets_resolve: true}}}}",
+            nginx.url(path)
+        )
+    };
+    check(
+        "http",
+        &block("/page"),
+        Reason::Ok,
+        &["200 OK", "; 2 assets load"],
+    )
+    .await;
+    let o = check(
+        "http",
+        &block("/broken-page"),
+        Reason::AssertionFailed,
+        &[
+            "2 of 3 assets the page references do not load: /assets/gone-1f2e.js (404 Not Found), ",
+            &format!("http://127.0.0.1:{dead}/cdn.js (connection_refused: "),
+        ],
+    )
+    .await;
+    // The page's own phases are exported, not the assets'.
+    assert_eq!(sample(&o, "healthprobe_http_status_code", &[]), Some(200.0));
+    assert!(
+        o.observations
+            .iter()
+            .any(|n| n == "asset /assets/app.css: 200 OK"),
+        "{:?}",
+        o.observations
+    );
+    check(
+        "http",
+        &block("/plain"),
+        Reason::AssertionFailed,
+        &["the page references no script or stylesheet"],
+    )
+    .await;
+}
