@@ -142,3 +142,63 @@ fn a_check_without_filters_is_refused() {
         errs[0].message
     );
 }
+
+/// `environ`: the environment each matching process was started with, read
+/// from /proc; a wrong value is shown, a secret one is not, a missing one is
+/// named. (The tests run as root, who may read every environment; the
+/// `permission_denied` wording for an agent that may not is in the kind.)
+#[tokio::test]
+async fn environ_is_read_from_each_matching_process() {
+    let arg = unique_duration();
+    let re = regex_of(&arg);
+    let start = |env: &[(&str, &str)]| {
+        let mut c = Command::new("sleep");
+        c.arg(&arg).env_clear();
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Sleeper(c.spawn().unwrap())
+    };
+    let good = start(&[
+        ("RAILS_ENV", "production"),
+        ("JWT_SECRET", "jwt-canary-5150"),
+    ]);
+    let block = format!(
+        "cmdline_matches: '{re}', environ: {{ RAILS_ENV: '^production$', JWT_SECRET: '.' }}"
+    );
+    let o = procs(&block).await;
+    assert_outcome(&o, Reason::Ok, &["environment: JWT_SECRET, RAILS_ENV as expected"]);
+
+    let bad = start(&[("RAILS_ENV", "development"), ("JWT_SECRET", "")]);
+    let o = procs(&block).await;
+    assert_outcome(
+        &o,
+        Reason::AssertionFailed,
+        &[
+            "2 processes matching",
+            &format!(
+                "pid {}: JWT_SECRET is empty, RAILS_ENV is `development`, expected to match `^production$`",
+                bad.0.id()
+            ),
+        ],
+    );
+    assert!(
+        !o.message.contains(&format!("pid {}", good.0.id())),
+        "{}",
+        o.message
+    );
+    drop(bad);
+
+    let block = format!("cmdline_matches: '{re}', environ: {{ JWT_SECRET: '^other$', HOME: . }}");
+    let o = procs(&block).await;
+    assert_outcome(
+        &o,
+        Reason::AssertionFailed,
+        &[
+            "HOME is not set",
+            "JWT_SECRET does not match `^other$` (a secret, not shown)",
+        ],
+    );
+    assert!(!o.message.contains("jwt-canary-5150"), "{}", o.message);
+    drop(good);
+}
