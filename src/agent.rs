@@ -65,6 +65,8 @@ pub struct Agent {
     running: Mutex<HashMap<String, Running>>,
     /// `/probe?module=M&target=T` templates, when configured.
     modules: arc_swap::ArcSwapOption<crate::modules::Modules>,
+    /// The enabled packs (titles, guides, checks switched off), for the status page.
+    packs: ArcSwap<Vec<crate::view::PackView>>,
     /// The options the config was loaded with, for reloads.
     options: Options,
     ready: AtomicBool,
@@ -95,6 +97,7 @@ impl Agent {
             probes: ArcSwap::from_pointee(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             modules: arc_swap::ArcSwapOption::empty(),
+            packs: ArcSwap::from_pointee(Vec::new()),
             options,
             ready: AtomicBool::new(false),
             started: AtomicBool::new(false),
@@ -115,6 +118,8 @@ impl Agent {
     fn apply(&self, loaded: Loaded) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
         self.modules.store(loaded.modules.clone());
+        self.packs
+            .store(Arc::new(crate::view::PackView::of_loaded(&loaded)));
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old = std::mem::take(&mut *running);
         let mut slots = Vec::with_capacity(loaded.checks.len());
@@ -233,6 +238,11 @@ impl Agent {
                 Err(errors)
             }
         }
+    }
+
+    /// The enabled packs of the running config.
+    pub fn packs(&self) -> Arc<Vec<crate::view::PackView>> {
+        self.packs.load_full()
     }
 
     /// Whether the agent has loaded its config and scheduled its checks.

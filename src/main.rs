@@ -1,6 +1,5 @@
 //! The `healthprobe` binary: parses the command line and runs one verb.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use healthprobe::checks::runner::execute;
 use healthprobe::cli::{Cli, Command, Common, Format, LogFormat};
 use healthprobe::config::{self, Loaded, Options};
 use healthprobe::report;
-use healthprobe::view::{CheckView, State};
+use healthprobe::view::{CheckView, PackView, State};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -186,17 +185,18 @@ async fn wait_for_signal() {
 }
 
 async fn check(loaded: Loaded, only: &[String], format: Format, verbose: bool) -> ExitCode {
-    let titles: BTreeMap<String, String> = loaded
-        .packs
-        .iter()
-        .map(|p| (p.name.clone(), p.title.clone()))
+    let shown = |pack: &str| only.is_empty() || only.iter().any(|p| p == pack);
+    let packs: Vec<PackView> = PackView::of_loaded(&loaded)
+        .into_iter()
+        .filter(|p| shown(&p.name))
         .collect();
     let checks: Vec<_> = loaded
         .checks
         .into_iter()
-        .filter(|c| only.is_empty() || only.contains(&c.meta.pack))
+        .filter(|c| shown(&c.meta.pack))
         .collect();
     let total = checks.len();
+    // Progress goes to stderr, and only when a person watches it.
     let progress = std::io::stderr().is_terminal() && format == Format::Text;
     let sem = Arc::new(tokio::sync::Semaphore::new(loaded.concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -209,14 +209,32 @@ async fn check(loaded: Loaded, only: &[String], format: Format, verbose: bool) -
             CheckView::of(&c.meta, Some(&record))
         });
     }
+    if progress {
+        eprint!("checking 0/{total}...");
+    }
     let mut views = Vec::with_capacity(total);
+    let mut failed_so_far = 0;
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(v) => views.push(v),
+            Ok(v) => {
+                if v.state == State::Failing {
+                    failed_so_far += 1;
+                }
+                if progress {
+                    let failed = if failed_so_far > 0 {
+                        format!(", {failed_so_far} failed")
+                    } else {
+                        String::new()
+                    };
+                    eprint!(
+                        "\r\x1b[2Kchecking {}/{total}{failed}... (done: {})",
+                        views.len() + 1,
+                        v.id
+                    );
+                }
+                views.push(v);
+            }
             Err(e) => tracing::error!(error = %e, "a check task failed"),
-        }
-        if progress {
-            eprint!("\r\x1b[2Kchecking... {}/{total}", views.len());
         }
     }
     if progress {
@@ -227,7 +245,7 @@ async fn check(loaded: Loaded, only: &[String], format: Format, verbose: bool) -
     let mut out = std::io::stdout().lock();
     let written = match format {
         Format::Json => report::json(&views, &mut out),
-        Format::Text => report::text(&views, &titles, report::Style::detect(), verbose, &mut out),
+        Format::Text => report::text(&views, &packs, report::Style::detect(), verbose, &mut out),
     };
     if written.is_err() {
         return ExitCode::from(2);
@@ -273,7 +291,7 @@ fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
         );
         for c in loaded.checks.iter().filter(|c| c.meta.pack == p.name) {
             println!(
-                "  {:<28} {:<8} every {:<6} {:<8} {}",
+                "  {:<28} {:<10} every {:<6} {:<8} {}",
                 c.meta.name,
                 c.meta.kind.as_str(),
                 humantime::format_duration(c.meta.interval).to_string(),

@@ -101,17 +101,21 @@ pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
         }
         "/probe" if get => probe(agent, &query).await,
         "/" if get => {
-            let mut views: Vec<CheckView> = agent
+            let views: Vec<CheckView> = agent
                 .store
                 .slots()
                 .iter()
                 .map(|s| CheckView::of_slot(s))
                 .collect();
-            views.sort_by_key(CheckView::sort_key);
+            let page = crate::status_page::render(
+                &agent.packs(),
+                &views,
+                &crate::status_page::Context::here(),
+            );
             respond(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                crate::status_page::render(&views).into_bytes(),
+                page.into_bytes(),
             )
         }
         p if p.starts_with("/push/") => push(agent, req).await,

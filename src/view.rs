@@ -1,10 +1,11 @@
 //! One check as people and programs see it: the shape shared by
 //! `/api/v1/checks`, `healthprobe check --format json` and the status page, so
-//! that the three never disagree. Every text field is redacted.
+//! that the three never disagree. Every text field is redacted. [`PackView`]
+//! is the same for a pack: its title, its guide and its checks switched off.
 
 use serde::Serialize;
 
-use crate::config::CheckMeta;
+use crate::config::{CheckMeta, Loaded};
 use crate::redact::redact;
 use crate::store::{RunRecord, Slot};
 
@@ -104,11 +105,177 @@ impl CheckView {
             State::Pending => 1,
             State::Passing => 2,
         };
-        let sev = match self.severity {
-            "critical" => 0,
-            "warning" => 1,
-            _ => 2,
+        (
+            state,
+            severity_rank(self.severity),
+            self.pack.clone(),
+            self.name.clone(),
+        )
+    }
+}
+
+/// An enabled pack as people see it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PackView {
+    pub name: String,
+    pub title: String,
+    /// The troubleshooting guide the pack's checks come from (may be empty).
+    pub guide: String,
+    /// Checks of the pack that do not run here, with why (`enabled_if: ...`).
+    pub off: Vec<(String, String)>,
+}
+
+impl PackView {
+    /// The enabled packs of a loaded config, in name order.
+    pub fn of_loaded(loaded: &Loaded) -> Vec<PackView> {
+        loaded
+            .packs
+            .iter()
+            .filter(|p| p.enabled)
+            .map(|p| PackView {
+                name: p.name.clone(),
+                title: redact(&p.title).into_owned(),
+                guide: redact(&p.guide).into_owned(),
+                off: loaded
+                    .skipped
+                    .iter()
+                    .filter(|s| s.pack == p.name)
+                    .map(|s| (s.name.clone(), redact(&s.why).into_owned()))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `Title` or the name when the pack has no title.
+    pub fn display_title(&self) -> &str {
+        if self.title.is_empty() {
+            &self.name
+        } else {
+            &self.title
+        }
+    }
+}
+
+/// Views grouped by pack, in display order: the pack with the worst failure
+/// first (critical before warning, then the most failures, then by name),
+/// each pack's checks failing first (by [`CheckView::sort_key`]). Packs without a view but with checks switched
+/// off are kept (with no checks), so every enabled pack shows.
+pub fn by_pack<'a>(
+    packs: &'a [PackView],
+    views: &'a [CheckView],
+) -> Vec<(PackView, Vec<&'a CheckView>)> {
+    let mut groups: Vec<(PackView, Vec<&CheckView>)> = packs
+        .iter()
+        .map(|p| {
+            let mut checks: Vec<&CheckView> = views.iter().filter(|v| v.pack == p.name).collect();
+            checks.sort_by_key(|c| c.sort_key());
+            (p.clone(), checks)
+        })
+        .collect();
+    // Checks of a pack the list does not know (not expected): their own group.
+    for v in views {
+        if !groups.iter().any(|(p, _)| p.name == v.pack) {
+            groups.push((
+                PackView {
+                    name: v.pack.clone(),
+                    ..Default::default()
+                },
+                views.iter().filter(|x| x.pack == v.pack).collect(),
+            ));
+        }
+    }
+    // The pack with the worst failure first: a critical failure outranks
+    // any number of warnings; then more failures first; then by name.
+    groups.sort_by_key(|(p, checks)| {
+        let failing: Vec<&&CheckView> = checks
+            .iter()
+            .filter(|c| c.state == State::Failing)
+            .collect();
+        let worst = failing
+            .iter()
+            .map(|c| severity_rank(c.severity))
+            .min()
+            .unwrap_or(u8::MAX);
+        (worst, std::cmp::Reverse(failing.len()), p.name.clone())
+    });
+    groups
+}
+
+/// 0 for critical, 1 for warning, 2 for the rest.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(pack: &str, name: &str, severity: &'static str, state: State) -> CheckView {
+        CheckView {
+            id: format!("{pack}/{name}"),
+            pack: pack.into(),
+            name: name.into(),
+            kind: "file",
+            severity,
+            title: name.into(),
+            state,
+            reason: None,
+            message: None,
+            value: None,
+            remediation: String::new(),
+            doc: String::new(),
+            interval_seconds: 1.0,
+            timeout_seconds: 1.0,
+            duration_seconds: None,
+            last_run_timestamp: None,
+            last_success_timestamp: None,
+            runs_success: 0,
+            runs_failure: 0,
+            observations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_pack_with_the_worst_failure_comes_first() {
+        let pack = |n: &str| PackView {
+            name: n.into(),
+            ..Default::default()
         };
-        (state, sev, self.pack.clone(), self.name.clone())
+        let packs = vec![
+            pack("a_info"),
+            pack("b_fine"),
+            pack("c_warn"),
+            pack("d_crit"),
+            pack("e_off"),
+        ];
+        let views = vec![
+            v("a_info", "x", "info", State::Failing),
+            v("b_fine", "x", "critical", State::Passing),
+            v("c_warn", "x", "warning", State::Failing),
+            v("c_warn", "y", "warning", State::Failing),
+            v("d_crit", "ok", "critical", State::Passing),
+            v("d_crit", "bad", "critical", State::Failing),
+        ];
+        let order: Vec<String> = by_pack(&packs, &views)
+            .into_iter()
+            .map(|(p, checks)| {
+                let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+                format!("{}:{}", p.name, names.join(","))
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "d_crit:bad,ok",
+                "c_warn:x,y",
+                "a_info:x",
+                "b_fine:x",
+                "e_off:"
+            ]
+        );
     }
 }

@@ -46,7 +46,10 @@ fn check_exits_0_when_all_pass_and_1_when_one_fails() {
     assert!(fail < ok, "failures come first:\n{text}");
     assert!(text.contains("not_found:"), "{text}");
     assert!(text.contains("fix: Create the file."), "{text}");
-    assert!(text.contains("1 of 2 checks failed."), "{text}");
+    assert!(
+        text.contains("1 of 2 checks failed (1 critical)."),
+        "{text}"
+    );
     assert!(!text.contains('\x1b'), "NO_COLOR means no escape codes");
 }
 
