@@ -44,4 +44,5 @@ mod reload;
 mod schema;
 mod server;
 mod smtp;
+mod status_page;
 mod tcp;

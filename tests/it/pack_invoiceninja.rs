@@ -28,6 +28,8 @@ use crate::pack_util::{
     titled_process, write,
 };
 use crate::probe_util::hp_other;
+use crate::status_page::{docs_path, dump_dom, laid_out_width, screenshot, wait_all_ran};
+use crate::support::agent::AgentProcess;
 use crate::support::mariadb::{Mariadb, PASSWORD, USER};
 use crate::support::nginx::Nginx;
 use crate::support::process::ServerProcess;
@@ -353,6 +355,7 @@ packs:
       url: {url}
       pdf_url: {url}/storage/invoices/INV-0001.pdf
       smtp_mode: plain
+      worker_cmdline: '{root}/artisan queue:work'
 ",
                 root = self.root().display(),
                 url = self.nginx.url(""),
@@ -476,10 +479,7 @@ fn invoiceninja_pack_flips_between_a_healthy_and_a_broken_install() {
         &[
             ("scheduler_fresh", "within the maximum 900"),
             ("jobs_backlog", "jobs waiting for more than 5 minutes is 0"),
-            (
-                "queue_worker",
-                "1 process matching command line `artisan queue:work`, user www-data",
-            ),
+            ("queue_worker", "/artisan queue:work`, user www-data: pid "),
             ("mysql_max_allowed_packet", "256 MiB"),
             ("snappdf_binary", "versions/1045629/chrome-linux/chrome"),
             ("snappdf_smoke", "smoke run exited with 0"),
@@ -530,7 +530,10 @@ fn invoiceninja_pack_flips_between_a_healthy_and_a_broken_install() {
         (
             "queue_worker",
             "assertion_failed",
-            &["no process matches command line `artisan queue:work`, user www-data"],
+            &[
+                "no process matches command line `",
+                "/artisan queue:work`, user www-data",
+            ],
         ),
         (
             "mysql_max_allowed_packet",
@@ -681,8 +684,12 @@ fn invoiceninja_pack_flips_between_a_healthy_and_a_broken_install() {
     );
     assert!(text.contains("invoiceninja - Invoice Ninja"), "{text}");
     assert!(
+        text.contains("  off   2 checks not applicable here: phantomjs_key, smtp_relay (`healthprobe list --pack invoiceninja` says why)"),
+        "{text}"
+    );
+    assert!(
         text.contains(&format!(
-            "{} of {} checks failed.",
+            "{} of {} checks failed (",
             ENABLED.len(),
             ENABLED.len()
         )),
@@ -693,6 +700,109 @@ fn invoiceninja_pack_flips_between_a_healthy_and_a_broken_install() {
         "{text}"
     );
     drop(install);
+}
+
+/// The status page of an agent running the pack on an install with a few of
+/// the guide's faults (and the host pack beside it), in headless Chromium:
+/// each fault with its fix and guide link, failing first. With
+/// `HP_UPDATE_DOCS=1` the screenshots become docs/status-page.png (desktop)
+/// and docs/status-page-phone.png.
+#[test]
+fn invoiceninja_status_page_names_each_fault_with_its_fix() {
+    let install = Install::healthy();
+    let root = install.root();
+    // A few of the guide's faults: storage/ written by another user,
+    // Chromium's library missing, nginx without the PDF headers and the
+    // upload limit, the shipped MAIL_FROM_ADDRESS.
+    chown_r(&root.join("storage"), hp_other());
+    std::fs::remove_file(install.chrome_dir().join(ATK)).unwrap();
+    write(
+        &install.dir.path().join("site.conf"),
+        &fixture("invoiceninja/nginx-broken.conf").replace("@ROOT@", &root.to_string_lossy()),
+    );
+    let mut install = install;
+    install.nginx.start_again();
+    install.write_env(&Env {
+        mail_from: "hello@example.com",
+        ..HEALTHY_ENV
+    });
+    // The PDF is still served (the storage link is there), without headers.
+    std::os::unix::fs::symlink(root.join("storage/app/public"), root.join("public/storage"))
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .unwrap();
+
+    let config = install.config.display().to_string();
+    let agent = AgentProcess::start(&[
+        "--config",
+        &config,
+        "--pack",
+        "invoiceninja",
+        "--pack",
+        "host",
+    ]);
+    wait_all_ran(&agent);
+    let url = format!("{}/", agent.url());
+    let failing = [
+        (
+            "invoiceninja/storage_writable",
+            "sudo chown -R www-data:www-data storage/",
+        ),
+        ("invoiceninja/snappdf_libraries", "libatk1.0-0"),
+        ("invoiceninja/snappdf_smoke", "snappdf convert --html"),
+        (
+            "invoiceninja/pdf_no_store",
+            "add_header Cache-Control no-store;",
+        ),
+        ("invoiceninja/pdf_robots_tag", "X-Robots-Tag"),
+        ("invoiceninja/upload_limit", "client_max_body_size 100M;"),
+        ("invoiceninja/env_mail_from", "MAIL_FROM_ADDRESS"),
+    ];
+    let dom = dump_dom(&url, 390, 844);
+    let first_passing = dom
+        .find(r#"<article class="check passing" id="invoiceninja/"#)
+        .expect("passing checks are shown");
+    for (id, fix) in failing {
+        let at = dom
+            .find(&format!(r#"<article class="check failing" id="{id}">"#))
+            .unwrap_or_else(|| panic!("{id} is not shown failing:\n{dom}"));
+        assert!(at < first_passing, "{id} comes after a passing check");
+        let block = &dom[at..at + dom[at..].find("</article>").unwrap()];
+        assert!(block.contains("<strong>Fix:</strong>"), "{block}");
+        assert!(
+            block.contains(&healthprobe::status_page::esc(fix)),
+            "{fix:?} not in {block}"
+        );
+        assert!(
+            block.contains(
+                r#"<a href="https://invoiceninja.github.io/fr_CA/self-host-troubleshooting/#"#
+            ),
+            "{block}"
+        );
+    }
+    assert!(dom.contains(r#"<a href="https://invoiceninja.github.io/fr_CA/self-host-troubleshooting/">troubleshooting guide</a>"#));
+    assert!(
+        dom.contains("<li><code>phantomjs_key</code>: enabled_if:"),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"id="pack-host""#), "{dom}");
+    let html = crate::support::http::get(&url).unwrap().text();
+    assert_eq!(laid_out_width(&html, 390, install.dir.path()), 390);
+
+    let phone = install.dir.path().join("phone.png");
+    let desktop = install.dir.path().join("desktop.png");
+    assert_eq!(screenshot(&url, 390, 844, &phone), (390, 844));
+    assert_eq!(screenshot(&url, 1280, 900, &desktop), (1280, 900));
+    if let Some(path) = docs_path("status-page.png") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(&desktop, &path).unwrap();
+        std::fs::copy(&phone, path.with_file_name("status-page-phone.png")).unwrap();
+    }
 }
 
 #[track_caller]

@@ -310,5 +310,8 @@ fn mastodon_pack_flips_between_a_healthy_and_a_broken_instance() {
         ),
         "{text}"
     );
-    assert!(text.contains("8 of 8 checks failed."), "{text}");
+    assert!(
+        text.contains("8 of 8 checks failed (4 critical, 4 warning)."),
+        "{text}"
+    );
 }

@@ -328,5 +328,8 @@ fn openhands_pack_flips_between_a_healthy_and_a_broken_setup() {
         text.contains("guide: https://docs.all-hands.dev/usage/troubleshooting/troubleshooting#unable-to-connect-to-docker"),
         "{text}"
     );
-    assert!(text.contains("7 of 7 checks failed."), "{text}");
+    assert!(
+        text.contains("7 of 7 checks failed (3 critical, 4 warning)."),
+        "{text}"
+    );
 }

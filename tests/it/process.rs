@@ -167,7 +167,11 @@ async fn environ_is_read_from_each_matching_process() {
         "cmdline_matches: '{re}', environ: {{ RAILS_ENV: '^production$', JWT_SECRET: '.' }}"
     );
     let o = procs(&block).await;
-    assert_outcome(&o, Reason::Ok, &["environment: JWT_SECRET, RAILS_ENV as expected"]);
+    assert_outcome(
+        &o,
+        Reason::Ok,
+        &["environment: JWT_SECRET, RAILS_ENV as expected"],
+    );
 
     let bad = start(&[("RAILS_ENV", "development"), ("JWT_SECRET", "")]);
     let o = procs(&block).await;
