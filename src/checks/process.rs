@@ -205,7 +205,7 @@ impl ProcessCheck {
                 match env.get(k.as_str()) {
                     None => wrong.push(format!("{k} is not set")),
                     Some(v) if re.is_match(v) => {}
-                    Some(v) if v.is_empty() => wrong.push(format!("{k} is empty")),
+                    Some(&"") => wrong.push(format!("{k} is empty")),
                     Some(_) if crate::redact::is_secret_key(k) => wrong.push(format!(
                         "{k} does not match `{}` (a secret, not shown)",
                         re.as_str()

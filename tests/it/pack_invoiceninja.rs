@@ -376,21 +376,21 @@ packs:
     fn break_everything(&mut self) {
         let root = self.root();
         // Cron stopped two hours ago; the queue is stuck; jobs fail.
-        self.db.exec_sql(&format!(
+        self.db.exec_sql(
             "USE app;
              UPDATE accounts SET updated_at = NOW() - INTERVAL 2 HOUR, is_scheduler_running = 0;
              INSERT INTO jobs (queue, payload, attempts, available_at, created_at) VALUES
-               ('default', '{{}}', 0, UNIX_TIMESTAMP() - 3600, UNIX_TIMESTAMP() - 3600),
-               ('default', '{{}}', 0, UNIX_TIMESTAMP() - 3000, UNIX_TIMESTAMP() - 3000),
-               ('default', '{{}}', 0, UNIX_TIMESTAMP() - 2400, UNIX_TIMESTAMP() - 2400);
+               ('default', '{}', 0, UNIX_TIMESTAMP() - 3600, UNIX_TIMESTAMP() - 3600),
+               ('default', '{}', 0, UNIX_TIMESTAMP() - 3000, UNIX_TIMESTAMP() - 3000),
+               ('default', '{}', 0, UNIX_TIMESTAMP() - 2400, UNIX_TIMESTAMP() - 2400);
              INSERT INTO jobs (queue, payload, attempts, reserved_at, available_at, created_at) VALUES
-               ('default', '{{}}', 1, UNIX_TIMESTAMP() - 7200, UNIX_TIMESTAMP() - 7300, UNIX_TIMESTAMP() - 7300);
+               ('default', '{}', 1, UNIX_TIMESTAMP() - 7200, UNIX_TIMESTAMP() - 7300, UNIX_TIMESTAMP() - 7300);
              INSERT INTO failed_jobs (uuid, connection, queue, payload, exception) VALUES
-               ('4c2d8f0e-0d7a-4b8e-a3f5-2e9b7d1c6a10', 'database', 'default', '{{}}', 'PDOException: 1153'),
-               ('9e7f1b2c-3a4d-4e5f-8a9b-0c1d2e3f4a5b', 'database', 'default', '{{}}', 'ProcessSignaledException');
+               ('4c2d8f0e-0d7a-4b8e-a3f5-2e9b7d1c6a10', 'database', 'default', '{}', 'PDOException: 1153'),
+               ('9e7f1b2c-3a4d-4e5f-8a9b-0c1d2e3f4a5b', 'database', 'default', '{}', 'ProcessSignaledException');
              SET GLOBAL max_allowed_packet = 16777216;
              SET GLOBAL max_connections = 20;"
-        ));
+        );
         self.worker = None;
         // 17 connections held: with the probe's own, 18 of 20 are in use.
         let client = require_binary("mariadb");
