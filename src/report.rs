@@ -157,28 +157,7 @@ mod tests {
     use super::*;
 
     fn view(pack: &str, name: &str, severity: &'static str, state: State) -> CheckView {
-        CheckView {
-            id: format!("{pack}/{name}"),
-            pack: pack.into(),
-            name: name.into(),
-            kind: "file",
-            severity,
-            title: format!("{name} title"),
-            state,
-            reason: (state == State::Failing).then_some("not_found"),
-            message: Some(format!("{name} message")),
-            value: None,
-            remediation: format!("fix {name}"),
-            doc: format!("https://guide.example/#{name}"),
-            interval_seconds: 30.0,
-            timeout_seconds: 10.0,
-            duration_seconds: Some(0.1),
-            last_run_timestamp: Some(1_700_000_000.0),
-            last_success_timestamp: None,
-            runs_success: 0,
-            runs_failure: 0,
-            observations: Vec::new(),
-        }
+        CheckView::sample(pack, name, severity, state)
     }
 
     fn render(views: &[CheckView], packs: &[PackView], verbose: bool) -> String {

@@ -283,26 +283,13 @@ mod tests {
 
     fn view(pack: &str, name: &str, state: State, last: f64) -> CheckView {
         CheckView {
-            id: format!("{pack}/{name}"),
-            pack: pack.into(),
-            name: name.into(),
             kind: "http",
-            severity: "critical",
             title: format!("Title of {name} <b>"),
-            state,
             reason: (state == State::Failing).then_some("assertion_failed"),
             message: Some(format!("message of {name} & co")),
-            value: None,
             remediation: format!("Run `fix {name}`"),
-            doc: format!("https://guide.example/#{name}"),
-            interval_seconds: 30.0,
-            timeout_seconds: 10.0,
-            duration_seconds: Some(0.2),
             last_run_timestamp: Some(last),
-            last_success_timestamp: None,
-            runs_success: 0,
-            runs_failure: 0,
-            observations: Vec::new(),
+            ..CheckView::sample(pack, name, "critical", state)
         }
     }
 

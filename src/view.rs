@@ -98,6 +98,38 @@ impl CheckView {
         }
     }
 
+    /// A check's view with plausible fields, for the views' unit tests.
+    #[cfg(test)]
+    pub(crate) fn sample(
+        pack: &str,
+        name: &str,
+        severity: &'static str,
+        state: State,
+    ) -> CheckView {
+        CheckView {
+            id: format!("{pack}/{name}"),
+            pack: pack.into(),
+            name: name.into(),
+            kind: "file",
+            severity,
+            title: format!("{name} title"),
+            state,
+            reason: (state == State::Failing).then_some("not_found"),
+            message: Some(format!("{name} message")),
+            value: None,
+            remediation: format!("fix {name}"),
+            doc: format!("https://guide.example/#{name}"),
+            interval_seconds: 30.0,
+            timeout_seconds: 10.0,
+            duration_seconds: Some(0.1),
+            last_run_timestamp: Some(1_700_000_000.0),
+            last_success_timestamp: None,
+            runs_success: 0,
+            runs_failure: 0,
+            observations: Vec::new(),
+        }
+    }
+
     /// Order for people: failing first, then by severity, pack and name.
     pub fn sort_key(&self) -> (u8, u8, String, String) {
         let state = match self.state {
@@ -215,28 +247,7 @@ mod tests {
     use super::*;
 
     fn v(pack: &str, name: &str, severity: &'static str, state: State) -> CheckView {
-        CheckView {
-            id: format!("{pack}/{name}"),
-            pack: pack.into(),
-            name: name.into(),
-            kind: "file",
-            severity,
-            title: name.into(),
-            state,
-            reason: None,
-            message: None,
-            value: None,
-            remediation: String::new(),
-            doc: String::new(),
-            interval_seconds: 1.0,
-            timeout_seconds: 1.0,
-            duration_seconds: None,
-            last_run_timestamp: None,
-            last_success_timestamp: None,
-            runs_success: 0,
-            runs_failure: 0,
-            observations: Vec::new(),
-        }
+        CheckView::sample(pack, name, severity, state)
     }
 
     #[test]

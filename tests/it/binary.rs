@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
 "#;
 
 /// `gcc ARGS` in `dir`, panicking with its output on failure.
-fn gcc(dir: &Path, args: &[&str]) {
+pub(crate) fn gcc(dir: &Path, args: &[&str]) {
     let out = Command::new("gcc")
         .current_dir(dir)
         .args(args)

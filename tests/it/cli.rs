@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::support::agent::{AgentProcess, binary};
 use crate::support::tempdir;
 
-fn healthprobe(args: &[&str]) -> Output {
+/// Runs the binary with ARGS, without colour or an agent config from the
+/// environment.
+pub(crate) fn healthprobe(args: &[&str]) -> Output {
     Command::new(binary())
         .args(args)
         .env_remove("HEALTHPROBE_CONFIG")

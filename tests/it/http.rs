@@ -132,17 +132,22 @@ async fn app_nginx() -> Nginx {
         location /hang/ {{ proxy_pass http://{hang}; proxy_read_timeout 60s; }}
         "#
     );
-    let nginx = tokio::task::spawn_blocking(move || {
+    let nginx = nginx_with(server).await;
+    std::fs::write(nginx.html_dir().join("invoice.pdf"), PDF).unwrap();
+    std::fs::write(nginx.html_dir().join("cached.pdf"), PDF).unwrap();
+    nginx
+}
+
+/// nginx with this `server { }` body, started off the async runtime.
+async fn nginx_with(server: String) -> Nginx {
+    tokio::task::spawn_blocking(move || {
         Nginx::start_with(NginxOptions {
             server,
             ..Default::default()
         })
     })
     .await
-    .unwrap();
-    std::fs::write(nginx.html_dir().join("invoice.pdf"), PDF).unwrap();
-    std::fs::write(nginx.html_dir().join("cached.pdf"), PDF).unwrap();
-    nginx
+    .unwrap()
 }
 
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
@@ -843,14 +848,7 @@ async fn upload_and_assets_nginx(dead_port: u16) -> Nginx {
         location = /plain {{ default_type text/html; return 200 '<p>no assets here</p>'; }}
         "#
     );
-    let nginx = tokio::task::spawn_blocking(move || {
-        Nginx::start_with(NginxOptions {
-            server,
-            ..Default::default()
-        })
-    })
-    .await
-    .unwrap();
+    let nginx = nginx_with(server).await;
     std::fs::create_dir_all(nginx.html_dir().join("assets")).unwrap();
     std::fs::write(nginx.html_dir().join("assets/app.css"), "body{}\n").unwrap();
     std::fs::write(nginx.html_dir().join("assets/app.js"), "1;\n").unwrap();
@@ -882,8 +880,15 @@ async fn http_body_size_uploads_hit_or_pass_the_limit() {
         &["204 No Content"],
     )
     .await;
-    // nginx saw the whole body, with its length and type.
-    let log = std::fs::read_to_string(nginx.access_log()).unwrap();
+    // nginx took the request (it logs once the response is sent).
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(nginx.access_log()).unwrap_or_default();
+        if log.contains("\"POST /big/upload HTTP/1.1\" 204") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(log.contains("\"POST /big/upload HTTP/1.1\" 204"), "{log}");
 }
 

@@ -19,13 +19,13 @@ fn touch(dir: &Path, names: &[&str]) {
     }
 }
 
-const MASTODON_MIGRATE: [&str; 4] = [
+pub(crate) const MASTODON_MIGRATE: [&str; 4] = [
     "20160220174730_create_accounts.rb",
     "20230904134623_create_notification_requests.rb",
     "20240307180905_create_severed_relationships.rb",
     "20240312105620_add_unique_index_on_preview_cards.rb",
 ];
-const MASTODON_POST: [&str; 2] = [
+pub(crate) const MASTODON_POST: [&str; 2] = [
     "20240307095500_remove_account_default_column.rb",
     "20240320140159_drop_unused_index.rb",
 ];

@@ -17,9 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::pack_util::{
-    assert_text_report, check_json, check_text, chmod, fixture, titled_process, write,
-};
+use crate::migrations::{MASTODON_MIGRATE as MIGRATE, MASTODON_POST as POST_MIGRATE};
+use crate::pack_util::{assert_broken_report, check_json, chmod, fixture, titled_process, write};
 use crate::postgres::mastodon_db;
 use crate::probe_util::meminfo_bytes;
 use crate::support::nginx::Nginx;
@@ -27,16 +26,6 @@ use crate::support::postgres::{self, Postgres};
 use crate::support::process::ServerProcess;
 use crate::support::{free_port, tempdir};
 
-const MIGRATE: [&str; 4] = [
-    "20160220174730_create_accounts.rb",
-    "20230904134623_create_notification_requests.rb",
-    "20240307180905_create_severed_relationships.rb",
-    "20240312105620_add_unique_index_on_preview_cards.rb",
-];
-const POST_MIGRATE: [&str; 2] = [
-    "20240307095500_remove_account_default_column.rb",
-    "20240320140159_drop_unused_index.rb",
-];
 const NEW_MIGRATE: &str = "20240724181224_add_polymorphic_index_to_notifications.rb";
 const NEW_POST_MIGRATE: &str = "20240725085421_remove_devices_public_key.rb";
 const PACKS: [&str; 4] = [
@@ -268,13 +257,8 @@ fn mastodon_pack_flips_between_a_healthy_and_a_broken_instance() {
         ("swap_present", "assertion_failed", &[&no_swap]),
     ]);
 
-    let (code, text) = check_text(&args);
-    if std::env::var_os("HP_SHOW_REPORT").is_some() {
-        eprintln!("{text}");
-    }
-    assert_eq!(code, Some(1), "{text}");
-    assert_text_report(
-        &text,
+    let text = assert_broken_report(
+        &args,
         &[
             (
                 "web_health",

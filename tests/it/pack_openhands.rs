@@ -15,9 +15,7 @@
 
 use std::path::PathBuf;
 
-use crate::pack_util::{
-    assert_text_report, check_json, check_text, chmod, fixture, titled_process, write,
-};
+use crate::pack_util::{assert_broken_report, check_json, chmod, fixture, titled_process, write};
 use crate::support::dockerd::Dockerd;
 use crate::support::nginx::Nginx;
 use crate::support::process::ServerProcess;
@@ -295,13 +293,8 @@ fn openhands_pack_flips_between_a_healthy_and_a_broken_setup() {
         ),
     ]);
 
-    let (code, text) = check_text(&args);
-    if std::env::var_os("HP_SHOW_REPORT").is_some() {
-        eprintln!("{text}");
-    }
-    assert_eq!(code, Some(1), "{text}");
-    assert_text_report(
-        &text,
+    let text = assert_broken_report(
+        &args,
         &[
             (
                 "docker_reachable",

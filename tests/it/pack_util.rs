@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::agent::binary;
+use crate::cli::healthprobe;
 use crate::support::process::ServerProcess;
 
 /// One `healthprobe check --format json` run.
@@ -95,15 +95,6 @@ impl Report {
     }
 }
 
-fn healthprobe(args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .env_remove("HEALTHPROBE_CONFIG")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run healthprobe")
-}
-
 /// `healthprobe check --format json ARGS`.
 pub fn check_json(args: &[&str]) -> Report {
     let mut all = vec!["check", "--format", "json"];
@@ -169,6 +160,20 @@ pub fn switched_off(args: &[&str]) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// Runs `healthprobe check ARGS` on a broken install: it must exit 1 and its
+/// text report must name each fault and its fix (see [`assert_text_report`]).
+/// Returns the report (printed when `HP_SHOW_REPORT` is set).
+#[track_caller]
+pub fn assert_broken_report(args: &[&str], expected: &[(&str, &[&str])]) -> String {
+    let (code, text) = check_text(args);
+    if std::env::var_os("HP_SHOW_REPORT").is_some() {
+        eprintln!("{text}");
+    }
+    assert_eq!(code, Some(1), "{text}");
+    assert_text_report(&text, expected);
+    text
 }
 
 /// Asserts that the text report names each check, the part of its failure
@@ -269,20 +274,6 @@ pub fn chown_r(path: &Path, user: &str) {
         .status()
         .expect("chown");
     assert!(status.success(), "chown -R {user} {}", path.display());
-}
-
-/// `gcc ARGS` in `dir`, panicking with its output on failure.
-pub fn gcc(dir: &Path, args: &[&str]) {
-    let out = Command::new("gcc")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("gcc is installed");
-    assert!(
-        out.status.success(),
-        "gcc {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A fixture file under `tests/fixtures/packs/`.
