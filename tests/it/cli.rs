@@ -159,3 +159,38 @@ fn sigterm_stops_the_agent_cleanly() {
         Some(0)
     );
 }
+
+/// `healthprobe check` run on a terminal (util-linux `script` gives it one):
+/// progress on stderr while checks run, then the report in colour; with
+/// NO_COLOR the same report without colour. Piped, neither (see above).
+#[test]
+fn check_on_a_terminal_shows_progress_and_colour_unless_no_color() {
+    let dir = pack_dir(&format!("{PASSING}{FAILING}"));
+    let run = |no_color: bool| {
+        let cmd = format!(
+            "{} check --checks {}",
+            binary().display(),
+            dir.path().display()
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env_remove("HEALTHPROBE_CONFIG")
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let out = c.output().expect("script (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = run(false);
+    assert!(tty.contains("checking 0/2..."), "{tty:?}");
+    assert!(tty.contains("checking 2/2, 1 failed..."), "{tty:?}");
+    assert!(tty.contains("\x1b[1;31mFAIL\x1b[0m  gone"), "{tty:?}");
+    let plain = run(true);
+    assert!(plain.contains("checking 2/2, 1 failed..."), "{plain:?}");
+    assert!(plain.contains("FAIL  gone"), "{plain:?}");
+    assert!(!plain.contains("\x1b[1;31m"), "NO_COLOR: {plain:?}");
+
+    let piped = healthprobe(&["check", "--checks", dir.path().to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("checking"));
+}
