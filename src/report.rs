@@ -178,7 +178,7 @@ mod tests {
                 name: "beta".into(),
                 title: "Beta app".into(),
                 guide: "https://guide.example/".into(),
-                off: vec![("pdf".into(), "enabled_if: value is ``".into())],
+                off: vec![("pdf".into(), "enabled_if: the value is empty".into())],
             },
         ];
         let views = vec![
@@ -211,7 +211,7 @@ mod tests {
         let v = render(&views, &packs, true);
         assert!(v.contains("a_ok message"), "{v}");
         assert!(
-            v.contains("  off   pdf                          enabled_if: value is ``"),
+            v.contains("  off   pdf                          enabled_if: the value is empty"),
             "{v}"
         );
 

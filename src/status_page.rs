@@ -305,7 +305,7 @@ mod tests {
                 name: "zzz".into(),
                 title: "Last".into(),
                 guide: "https://guide.example/".into(),
-                off: vec![("pdf_body".into(), "enabled_if: value is ``".into())],
+                off: vec![("pdf_body".into(), "enabled_if: the value is empty".into())],
             },
         ];
         let now = 1_700_000_000.0;
@@ -347,7 +347,7 @@ mod tests {
         assert!(page.contains(">5 min ago</time>"));
         assert!(page.contains(r#"<a href="https://guide.example/">troubleshooting guide</a>"#));
         assert!(page.contains("1 failing &middot; 1 passing &middot; 1 off"));
-        assert!(page.contains("<li><code>pdf_body</code>: enabled_if: value is ``</li>"));
+        assert!(page.contains("<li><code>pdf_body</code>: enabled_if: the value is empty</li>"));
         assert!(page.contains(r#"<meta http-equiv="refresh" content="30">"#));
         assert!(page.contains(r#"name="viewport""#));
         assert!(!page.contains("Run `fix ok`"), "no fix for a passing check");

@@ -42,7 +42,11 @@ impl Condition {
         if let Some(ne) = &self.not_equals
             && value == ne
         {
-            return Ok(Err(format!("value is `{ne}`")));
+            return Ok(Err(if ne.is_empty() {
+                "the value is empty".to_string()
+            } else {
+                format!("the value is `{ne}`")
+            }));
         }
         if let Some(set) = &self.one_of
             && !set.iter().any(|s| s == value)
