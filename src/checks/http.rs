@@ -438,7 +438,12 @@ impl Check for HttpCheck {
                 "the URL is not https://, so there is no certificate to check",
             ));
         }
-        if url.is_some() && !https && !spec.follow_redirects && spec.tls != TlsOptions::default() {
+        if url.is_some()
+            && !https
+            && !spec.follow_redirects
+            && !e.assets_resolve
+            && spec.tls != TlsOptions::default()
+        {
             errors.push(FieldError::new(
                 "tls",
                 "TLS options apply to https:// URLs, and this one is http://",
