@@ -64,6 +64,13 @@ pub struct FileExpect {
     /// the check's value.
     #[serde(default)]
     pub max_age: Option<Dur>,
+    /// Another path this one must not be older than (by modification time):
+    /// a build output and its source, e.g. Mastodon's compiled
+    /// `public/packs/manifest.json` and the release's
+    /// `lib/mastodon/version.rb` (a precompile forgotten after an upgrade).
+    /// Absolute, or relative to the pack file's directory.
+    #[serde(default)]
+    pub newer_than: Option<String>,
     /// The smallest size in bytes (`1`: not empty).
     #[serde(default)]
     pub min_size: Option<u64>,
@@ -112,6 +119,8 @@ pub enum FileType {
 pub struct FileCheck {
     path: PathBuf,
     expect: FileExpect,
+    /// `expect.newer_than`, resolved.
+    newer_than: Option<PathBuf>,
     mode: Option<u32>,
     mode_max: Option<u32>,
 }
@@ -152,6 +161,23 @@ impl Check for FileCheck {
             ));
             path
         };
+        let newer_than = e.newer_than.as_deref().and_then(|t| {
+            let p = PathBuf::from(t);
+            if t.is_empty() {
+                errors.push(FieldError::new("expect.newer_than", "the path is empty"));
+                None
+            } else if p.is_absolute() {
+                Some(p)
+            } else if let Some(dir) = &ctx.pack_dir {
+                Some(dir.join(p))
+            } else {
+                errors.push(FieldError::new(
+                    "expect.newer_than",
+                    format!("`{t}` is relative: a built-in pack needs an absolute path"),
+                ));
+                None
+            }
+        });
         let mut mode_of = |field: &str, text: &Option<String>| {
             text.as_deref().and_then(|t| {
                 parse_mode(t)
@@ -179,6 +205,7 @@ impl Check for FileCheck {
             let others = [
                 ("type", e.file_type.is_some()),
                 ("max_age", e.max_age.is_some()),
+                ("newer_than", e.newer_than.is_some()),
                 ("min_size", e.min_size.is_some()),
                 ("max_size", e.max_size.is_some()),
                 ("mode", e.mode.is_some()),
@@ -222,6 +249,7 @@ impl Check for FileCheck {
         Ok(FileCheck {
             path,
             expect: e.clone(),
+            newer_than,
             mode,
             mode_max,
         })
@@ -231,6 +259,7 @@ impl Check for FileCheck {
         let job = Job {
             path: self.path.clone(),
             expect: self.expect.clone(),
+            newer_than: self.newer_than.clone(),
             mode: self.mode,
             mode_max: self.mode_max,
         };
@@ -242,6 +271,7 @@ impl Check for FileCheck {
 struct Job {
     path: PathBuf,
     expect: FileExpect,
+    newer_than: Option<PathBuf>,
     mode: Option<u32>,
     mode_max: Option<u32>,
 }
@@ -372,6 +402,29 @@ impl Job {
                         round(a)
                     ),
                 ));
+            }
+        }
+
+        if let (Some(reference), Some((mtime, _))) = (&self.newer_than, age) {
+            match std::fs::metadata(reference).and_then(|m| m.modified()) {
+                Ok(ref_mtime) if ref_mtime > mtime => problems.push(Problem::new(
+                    Reason::AssertionFailed,
+                    format!(
+                        "it was last modified {} before {} ({} vs {}): it was not rebuilt since that changed",
+                        round(ref_mtime.duration_since(mtime).unwrap_or_default()),
+                        reference.display(),
+                        humantime::format_rfc3339_seconds(mtime),
+                        humantime::format_rfc3339_seconds(ref_mtime)
+                    ),
+                )),
+                Ok(_) => seen.push(format!("not older than {}", reference.display())),
+                Err(e) => problems.push(Problem::new(
+                    match Reason::from_io(&e) {
+                        Reason::InternalError => Reason::NotFound,
+                        r => r,
+                    },
+                    format!("cannot compare with {}: {e}", reference.display()),
+                )),
             }
         }
 

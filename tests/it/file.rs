@@ -357,3 +357,48 @@ fn without_setuid_capabilities_the_agent_says_so() {
     );
     assert!(m.contains("runs as hp-other"), "{m}");
 }
+
+/// `newer_than`: a build output against its source, by modification time
+/// (Mastodon's compiled manifest against the release's version file).
+#[tokio::test]
+async fn newer_than_compares_modification_times() {
+    let d = open_tempdir();
+    let manifest = d.path().join("manifest.json");
+    let version = d.path().join("version.rb");
+    fs::write(&manifest, "{}").unwrap();
+    fs::write(&version, "4.2.10").unwrap();
+    let at = |p: &Path, secs_ago: u64| {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let expect = format!("{{ newer_than: {} }}", version.display());
+    at(&version, 3600);
+    at(&manifest, 60);
+    let o = check(&manifest, &expect).await;
+    assert_outcome(&o, Reason::Ok, &[]);
+
+    // The release was upgraded after the last build.
+    at(&version, 30);
+    let o = check(&manifest, &expect).await;
+    assert_outcome(
+        &o,
+        Reason::AssertionFailed,
+        &[
+            &format!("it was last modified 30s before {}", version.display()),
+            "it was not rebuilt since that changed",
+        ],
+    );
+
+    fs::remove_file(&version).unwrap();
+    let o = check(&manifest, &expect).await;
+    assert_outcome(
+        &o,
+        Reason::NotFound,
+        &[&format!("cannot compare with {}", version.display())],
+    );
+}
