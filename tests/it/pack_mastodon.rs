@@ -35,11 +35,12 @@ const PACKS: [&str; 4] = [
     "js/locale/en-4b2a6c1d.js",
 ];
 
-const ENABLED: [&str; 8] = [
+const ENABLED: [&str; 9] = [
     "web_health",
     "streaming_health",
     "request_id",
     "assets_fresh",
+    "assets_precompiled",
     "migrations_pending",
     "post_migrations_pending",
     "rails_env",
@@ -124,6 +125,9 @@ impl Instance {
         for p in PACKS {
             write(&root.join("public/packs").join(p), "/* compiled */\n");
         }
+        // Installed an hour ago, compiled after.
+        set_mtime(&root.join("lib/mastodon/version.rb"), 3600);
+        set_mtime(&root.join("public/packs/manifest.json"), 3000);
         let versions: Vec<String> = MIGRATE
             .iter()
             .chain(&POST_MIGRATE)
@@ -186,12 +190,27 @@ impl Instance {
             "class M; end\n",
         );
         std::fs::remove_file(root.join("public/packs/js/application-7d1c3a9e.js")).unwrap();
+        write(
+            &root.join("lib/mastodon/version.rb"),
+            "module Mastodon\n  module Version\n    def major = 4\n    def minor = 3\n  end\nend\n",
+        );
         // Puma and the streaming server down behind nginx.
         write_site(self.dir.path(), &root, "nginx-broken.conf", self.dead_port);
         self.nginx.start_again();
         // Puma started by hand, without RAILS_ENV.
         self.start_puma(None);
     }
+}
+
+/// Sets the modification time of `path` to `secs_ago` seconds ago.
+fn set_mtime(path: &Path, secs_ago: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
 }
 
 fn write_site(dir: &Path, root: &Path, name: &str, dead_port: u16) {
@@ -253,6 +272,11 @@ fn mastodon_pack_flips_between_a_healthy_and_a_broken_instance() {
         ("post_migrations_pending", "assertion_failed", &[
             &format!("1 post-deployment migration is pending in database `{}`: {new_post} (post-deployment)", m.db),
         ]),
+        ("assets_precompiled", "assertion_failed", &[
+            "public/packs/manifest.json: it was last modified ",
+            "lib/mastodon/version.rb",
+            "it was not rebuilt since that changed",
+        ]),
         ("rails_env", "assertion_failed", &["RAILS_ENV is not set"]),
         ("swap_present", "assertion_failed", &[&no_swap]),
     ]);
@@ -286,6 +310,10 @@ fn mastodon_pack_flips_between_a_healthy_and_a_broken_instance() {
                 &["RAILS_ENV=production", "uninitialized constant"],
             ),
             ("swap_present", &["swap", "public/packs"]),
+            (
+                "assets_precompiled",
+                &["RAILS_ENV=production bin/rails assets:precompile"],
+            ),
         ],
     );
     assert!(
@@ -295,7 +323,7 @@ fn mastodon_pack_flips_between_a_healthy_and_a_broken_instance() {
         "{text}"
     );
     assert!(
-        text.contains("8 of 8 checks failed (4 critical, 4 warning)."),
+        text.contains("9 of 9 checks failed (4 critical, 5 warning)."),
         "{text}"
     );
 }
