@@ -51,6 +51,8 @@ pub struct Loaded {
     pub checks_dirs: Vec<PathBuf>,
     /// `/probe?module=M&target=T` modules, when configured.
     pub modules: Option<std::sync::Arc<crate::modules::Modules>>,
+    /// The agent config's `web_config_file`.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// One enabled check, ready to run.
@@ -294,6 +296,7 @@ pub fn load_with_env(
         skipped: Vec::new(),
         checks_dirs: agent.checks_dirs.clone(),
         modules: None,
+        web_config_file: agent.web_config_file.clone(),
     };
     if let (Some(cfg), Some(node)) = (&agent.probe, &agent_node) {
         loaded.modules = crate::modules::Modules::load(cfg, node, &agent_label, &mut errors)

@@ -2,8 +2,8 @@
 //! repeats another.
 
 pub mod blocking;
-pub mod net;
 pub mod database;
+pub mod net;
 pub mod runas;
 pub mod secret;
 pub mod signals;

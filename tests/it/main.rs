@@ -35,3 +35,4 @@ mod reload;
 mod schema;
 mod server;
 mod tcp;
+mod web_config;
