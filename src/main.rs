@@ -50,7 +50,7 @@ fn init_logging(common: &Common) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(healthprobe::redact::RedactingStderr);
     match common.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -294,7 +294,7 @@ fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
                     "name": c.meta.name, "kind": c.meta.kind.as_str(), "interval_seconds": c.meta.interval.as_secs_f64(),
                     "timeout_seconds": c.meta.timeout.as_secs_f64(), "severity": c.meta.severity.as_str(), "title": c.meta.title,
                 })).collect::<Vec<_>>(),
-                "skipped": loaded.skipped.iter().filter(|s| s.pack == p.name).map(|s| serde_json::json!({"name": s.name, "why": s.why})).collect::<Vec<_>>(),
+                "skipped": loaded.skipped.iter().filter(|s| s.pack == p.name).map(|s| serde_json::json!({"name": s.name, "why": healthprobe::redact::redact(&s.why)})).collect::<Vec<_>>(),
             })
         }).collect();
         println!(
@@ -327,7 +327,11 @@ fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
             );
         }
         for s in loaded.skipped.iter().filter(|s| s.pack == p.name) {
-            println!("  {:<28} off: {}", s.name, s.why);
+            println!(
+                "  {:<28} off: {}",
+                s.name,
+                healthprobe::redact::redact(&s.why)
+            );
         }
         println!();
     }

@@ -12,6 +12,7 @@ use super::interp::{self, Scope};
 use super::model::{AgentConfig, CheckMeta, PackHeader};
 use super::yaml::{self, DeError, Node};
 use crate::checks::{BuildContext, CheckSpec, Probe};
+use crate::redact::{is_secret_key, redact};
 
 /// The built-in packs, embedded at build time from `checks/*.yaml`.
 pub static BUILTIN_PACKS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_packs.rs"));
@@ -391,6 +392,10 @@ fn load_pack(
     for (k, v) in &raw_vars {
         match expand_var(v, &raw_vars, env, 0) {
             Ok(x) => {
+                // `db_password`, `api_token`...: masked wherever they end up.
+                if is_secret_key(k) {
+                    crate::redact::register(&x);
+                }
                 vars.insert(k.clone(), x);
             }
             Err(m) => errors.push(ConfigError::new(
@@ -421,7 +426,7 @@ fn load_pack(
                     Ok(text) => {
                         let parsed = dotenv::parse(&text);
                         for (k, v) in &parsed.vars {
-                            if crate::redact::is_secret_key(k) {
+                            if is_secret_key(k) {
                                 crate::redact::register(v);
                             }
                         }
@@ -572,9 +577,10 @@ fn load_pack(
                 name: spec.name.clone(),
                 kind: spec.kind,
                 severity: spec.severity,
-                title: spec.title.clone().unwrap_or_else(|| spec.name.clone()),
-                doc,
-                remediation: spec.remediation.clone().unwrap_or_default(),
+                // Shown everywhere (metric labels too): masked once here.
+                title: redact(spec.title.as_deref().unwrap_or(&spec.name)).into_owned(),
+                doc: redact(&doc).into_owned(),
+                remediation: redact(spec.remediation.as_deref().unwrap_or_default()).into_owned(),
                 interval,
                 timeout,
                 source: format!("{}:{}", s.label, node.pos.line),

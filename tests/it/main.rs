@@ -33,6 +33,7 @@ mod probe_util;
 mod process;
 mod reload;
 mod schema;
+mod secrets;
 mod server;
 mod tcp;
 mod web_config;
