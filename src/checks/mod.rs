@@ -12,15 +12,20 @@ pub mod bounds;
 pub mod outcome;
 pub mod runner;
 
+pub mod binary;
 pub mod command;
+pub mod config_file;
+pub mod docker;
 pub mod file;
 pub mod heartbeat;
 pub mod host;
 pub mod http;
+pub mod log;
 pub mod migrations;
 pub mod mysql;
 pub mod postgres;
 pub mod process;
+pub mod smtp;
 pub mod tcp;
 
 use std::future::Future;
@@ -258,4 +263,14 @@ kinds! {
     postgres => Postgres(postgres::PostgresCheck),
     /// Migrations recorded in the database against the migration files (Rails, Laravel).
     migrations => Migrations(migrations::MigrationsCheck),
+    /// A program: location, owner, executable by a user, shared libraries, smoke run.
+    binary => Binary(binary::BinaryCheck),
+    /// Assertions on an app's .env, TOML or JSON configuration file.
+    config => Config(config_file::ConfigCheck),
+    /// New lines of a log file matching named signatures.
+    log => Log(log::LogCheck),
+    /// An SMTP server: banner, EHLO, STARTTLS or TLS, AUTH, QUIT (never sends mail).
+    smtp => Smtp(smtp::SmtpCheck),
+    /// The Docker engine (ping, version) and the state of selected containers.
+    docker => Docker(docker::DockerCheck),
 }

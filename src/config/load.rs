@@ -422,7 +422,13 @@ fn load_pack(
                     errors.push(ConfigError::new(&s.label, at, "env_file", m));
                     return;
                 }
-                Ok(path) => match std::fs::read_to_string(&path) {
+                // A relative env_file is relative to the pack file, like every
+                // other path in a pack.
+                Ok(path) => match std::fs::read_to_string(
+                    s.dir
+                        .as_ref()
+                        .map_or_else(|| PathBuf::from(&path), |d| d.join(&path)),
+                ) {
                     Ok(text) => {
                         let parsed = dotenv::parse(&text);
                         for (k, v) in &parsed.vars {

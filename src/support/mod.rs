@@ -4,6 +4,7 @@
 pub mod blocking;
 pub mod database;
 pub mod net;
+pub mod paths;
 pub mod runas;
 pub mod secret;
 pub mod signals;

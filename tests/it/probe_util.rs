@@ -9,7 +9,8 @@ use std::time::Duration;
 use healthprobe::checks::{BuildContext, CheckSpec, FieldError, Outcome, Probe, Reason, runner};
 use healthprobe::config::yaml;
 
-fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
+/// The check spec of `check_yaml` and its timeout (default 10 s).
+pub fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
     let node = yaml::parse(check_yaml)
         .expect("valid YAML")
         .expect("not empty");
@@ -21,20 +22,39 @@ fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
     (spec, timeout)
 }
 
-/// Builds and runs one check (a whole check: `name`, `kind`, the block).
-pub async fn run(check_yaml: &str) -> Outcome {
+/// A prepared check and its timeout, kept across runs for kinds with state
+/// (`log` follows its file from one run to the next).
+pub struct Prepared {
+    probe: Arc<Probe>,
+    timeout: Duration,
+}
+
+/// Builds one check (a whole check: `name`, `kind`, the block).
+pub fn probe(check_yaml: &str) -> Prepared {
     let (spec, timeout) = spec(check_yaml);
     let ctx = BuildContext {
         timeout,
         pack_dir: None,
     };
-    let probe = match Probe::build(&spec, &ctx) {
-        Ok(p) => p,
+    match Probe::build(&spec, &ctx) {
+        Ok(p) => Prepared {
+            probe: Arc::new(p),
+            timeout,
+        },
         Err(e) => panic!("the check does not build: {e:?}"),
-    };
-    runner::execute(Arc::new(probe), timeout, true)
+    }
+}
+
+/// Runs a prepared check once, as the agent does.
+pub async fn run_probe(p: &Prepared) -> Outcome {
+    runner::execute(p.probe.clone(), p.timeout, true)
         .await
         .outcome
+}
+
+/// Builds and runs one check (a whole check: `name`, `kind`, the block).
+pub async fn run(check_yaml: &str) -> Outcome {
+    run_probe(&probe(check_yaml)).await
 }
 
 /// The build errors of a check that must not build.
@@ -50,7 +70,8 @@ pub fn build_errors(check_yaml: &str) -> Vec<FieldError> {
     }
 }
 
-fn sh(cmd: &str) -> bool {
+/// Runs a shell command; whether it succeeded.
+pub fn sh(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", cmd])
         .status()
@@ -123,4 +144,16 @@ pub fn meminfo_bytes(field: &str) -> u64 {
         .parse()
         .unwrap();
     kib * 1024
+}
+
+/// The value of the kind-specific sample `family{label=value}` (the first
+/// of the family when `label` is `None`).
+pub fn sample(o: &Outcome, family: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    o.samples
+        .iter()
+        .find(|s| {
+            s.family.name == family
+                && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v))
+        })
+        .map(|s| s.value)
 }
