@@ -37,6 +37,21 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The error for a `password_env` that is not a variable name; the text is
+/// not repeated, since it is most likely the secret itself.
+pub const NOT_AN_ENV_NAME: &str = "is not an environment variable name (upper-case letters, digits and `_`): write the name of the variable that holds the secret, e.g. `DB_PASSWORD`, not the secret";
+
+/// Whether the text of a `password_env` field looks like the name of an
+/// environment variable (upper case, as they are by convention), which a
+/// password written there by mistake seldom does. Only such names are shown
+/// in messages.
+pub fn is_env_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Where a secret comes from, once the config is validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretSource {
@@ -85,17 +100,10 @@ impl SecretSource {
         // an error, and an environment variable name must look like one
         // (upper case), which a password seldom does.
         let mut errors = Vec::new();
-        if let Some(name) = env {
-            let valid = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if !valid {
-                errors.push(FieldError::new(
-                    fields[1],
-                    "is not an environment variable name (upper-case letters, digits and `_`): write the name of the variable that holds the secret, e.g. `DB_PASSWORD`, not the secret",
-                ));
-            }
+        if let Some(name) = env
+            && !is_env_name(name)
+        {
+            errors.push(FieldError::new(fields[1], NOT_AN_ENV_NAME));
         }
         if let Some(path) = file
             && !path.is_absolute()

@@ -16,9 +16,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::agent::{AgentProcess, binary};
+use crate::support::certs::Certs;
 use crate::support::http;
 use crate::support::mariadb::Mariadb;
 use crate::support::postgres::Postgres;
+use crate::support::smtp::{Smtp, SmtpOptions};
 use crate::support::tempdir;
 
 /// The canary: a unique string that must never come out. Mixed case and
@@ -82,8 +84,9 @@ fn echo_server() -> u16 {
     port
 }
 
-fn pack(dir: &std::path::Path, my: u16, pg: u16, echo: u16) -> String {
+fn pack(dir: &std::path::Path, my: u16, pg: u16, echo: u16, smtp: u16) -> String {
     let d = dir.display();
+    let ca = Certs::shared().ca.cert.display();
     format!(
         r#"pack: canary
 title: Secrets that must not leave
@@ -122,6 +125,12 @@ checks:
   - name: pg_var
     kind: postgres
     postgres: {{ host: 127.0.0.1, port: {pg}, user: app, password: "${{db_password}}", query: "select 1" }}
+  - name: smtp_password
+    kind: smtp
+    smtp: {{ host: 127.0.0.1, port: {smtp}, ehlo_domain: app.example.org, tls: {{ ca_file: {ca} }}, auth: {{ username: app, password: {CANARY} }} }}
+  - name: smtp_password_env
+    kind: smtp
+    smtp: {{ host: 127.0.0.1, port: {smtp}, ehlo_domain: app.example.org, tls: {{ ca_file: {ca} }}, auth: {{ username: app, password_env: HP_CANARY_PW }} }}
   - name: beat
     kind: heartbeat
     heartbeat: {{ period: 1m, token: {CANARY} }}
@@ -172,6 +181,8 @@ const CHECKS: &[&str] = &[
     "pg_password_file",
     "pg_url",
     "pg_var",
+    "smtp_password",
+    "smtp_password_env",
     "beat",
     "http_secret_query",
     "http_auth_header",
@@ -181,7 +192,8 @@ const CHECKS: &[&str] = &[
 ];
 
 struct Setup {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    _smtp: Smtp,
     checks: String,
     var: String,
 }
@@ -190,6 +202,11 @@ fn setup() -> Setup {
     let my = Mariadb::shared();
     let pg = Postgres::shared();
     let echo = echo_server();
+    let smtp = Smtp::start(SmtpOptions {
+        tls: Some(Certs::shared().leaf.clone()),
+        auth: Some(("app".into(), "the-right-one".into())),
+        ..Default::default()
+    });
     let dir = tempdir("secrets");
     let d = dir.path();
     std::fs::write(
@@ -204,13 +221,14 @@ fn setup() -> Setup {
     std::fs::create_dir(&checks).unwrap();
     std::fs::write(
         checks.join("canary.yaml"),
-        pack(d, my.port(), pg.port(), echo),
+        pack(d, my.port(), pg.port(), echo, smtp.port()),
     )
     .unwrap();
     Setup {
         checks: checks.display().to_string(),
         var: format!("db_password={CANARY}"),
-        dir,
+        _dir: dir,
+        _smtp: smtp,
     }
 }
 
@@ -348,7 +366,7 @@ fn the_canary_never_leaves_the_agent() {
         assert_eq!(code, Some(0), "{args:?}: {out}");
         assert_clean(&format!("healthprobe {}", args.join(" ")), &out);
     }
-    drop(s.dir);
+    drop(s);
 }
 
 #[test]
@@ -385,6 +403,9 @@ checks:
   - name: http_credentials_in_url
     kind: http
     http: {{ url: "http://app:{CANARY}@127.0.0.1:1/" }}
+  - name: smtp_env_given_the_value
+    kind: smtp
+    smtp: {{ host: 127.0.0.1, auth: {{ username: app, password_env: {CANARY} }} }}
   - name: beat
     kind: heartbeat
     heartbeat: {{ period: 0s, token: {CANARY} }}
@@ -408,7 +429,7 @@ checks:
         let (code, out) = healthprobe(&args);
         assert_eq!(code, Some(2), "{args:?}: {out}");
         // Every check's error is there (nothing was skipped to stay quiet).
-        for i in 0..9 {
+        for i in 0..10 {
             assert!(out.contains(&format!("checks[{i}].")), "checks[{i}]: {out}");
         }
         assert_clean(&format!("healthprobe {}", args.join(" ")), &out);
