@@ -87,6 +87,21 @@ fn echo_server() -> u16 {
 fn pack(dir: &std::path::Path, my: u16, pg: u16, echo: u16, smtp: u16) -> String {
     let d = dir.display();
     let ca = Certs::shared().ca.cert.display();
+    // The four ways to give a database password, for each engine.
+    let mut databases = String::new();
+    for (prefix, kind, port) in [("my", "mysql", my), ("pg", "postgres", pg)] {
+        let at = format!("host: 127.0.0.1, port: {port}, user: app");
+        for (name, how) in [
+            ("password", format!("{at}, database: app, password: {CANARY}")),
+            ("password_env", format!("{at}, password_env: HP_CANARY_PW")),
+            ("password_file", format!("{at}, password_file: {d}/db-password")),
+            ("url", format!("url: \"{kind}://app:{CANARY}@127.0.0.1:{port}/app\"")),
+        ] {
+            databases.push_str(&format!(
+                "  - name: {prefix}_{name}\n    kind: {kind}\n    {kind}: {{ {how}, query: \"select 1\" }}\n"
+            ));
+        }
+    }
     format!(
         r#"pack: canary
 title: Secrets that must not leave
@@ -95,33 +110,9 @@ vars:
   db_password: ""
 defaults: {{ interval: 2s, timeout: 1500ms }}
 checks:
-  - name: my_password
-    kind: mysql
-    mysql: {{ host: 127.0.0.1, port: {my}, user: app, database: app, password: {CANARY}, query: "select 1" }}
-  - name: my_password_env
-    kind: mysql
-    mysql: {{ host: 127.0.0.1, port: {my}, user: app, password_env: HP_CANARY_PW, query: "select 1" }}
-  - name: my_password_file
-    kind: mysql
-    mysql: {{ host: 127.0.0.1, port: {my}, user: app, password_file: {d}/db-password, query: "select 1" }}
-  - name: my_url
-    kind: mysql
-    mysql: {{ url: "mysql://app:{CANARY}@127.0.0.1:{my}/app", query: "select 1" }}
-  - name: my_dotenv
+{databases}  - name: my_dotenv
     kind: mysql
     mysql: {{ host: 127.0.0.1, port: {my}, user: app, password: "${{env.DB_PASSWORD}}", query: "select 1" }}
-  - name: pg_password
-    kind: postgres
-    postgres: {{ host: 127.0.0.1, port: {pg}, user: app, database: app, password: {CANARY}, query: "select 1" }}
-  - name: pg_password_env
-    kind: postgres
-    postgres: {{ host: 127.0.0.1, port: {pg}, user: app, password_env: HP_CANARY_PW, query: "select 1" }}
-  - name: pg_password_file
-    kind: postgres
-    postgres: {{ host: 127.0.0.1, port: {pg}, user: app, password_file: {d}/db-password, query: "select 1" }}
-  - name: pg_url
-    kind: postgres
-    postgres: {{ url: "postgres://app:{CANARY}@127.0.0.1:{pg}/app", query: "select 1" }}
   - name: pg_var
     kind: postgres
     postgres: {{ host: 127.0.0.1, port: {pg}, user: app, password: "${{db_password}}", query: "select 1" }}

@@ -144,6 +144,11 @@ impl Agent {
             .unwrap_or_else(|e| panic!("GET {path}: {e}\nlog:\n{}", self.proc.log_tail(30)))
     }
 
+    /// The status of GET `path` as `user` with `password`.
+    fn status(&self, path: &str, user: &str, password: &str) -> u16 {
+        self.get(path, Some(&basic(user, password))).status
+    }
+
     fn web_file(&self) -> std::path::PathBuf {
         self.dir.path().join("web.yml")
     }
@@ -202,18 +207,8 @@ fn https_with_basic_auth() {
         let r = agent.get("/metrics", Some(&basic("prometheus", "scrape-pw-1")));
         assert_eq!(r.status, 200);
     }
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("prometheus", "scrape-pw-")))
-            .status,
-        401
-    );
-    assert_eq!(
-        agent
-            .get("/api/v1/checks", Some(&basic("grafana", "other-pw-2")))
-            .status,
-        200
-    );
+    assert_eq!(agent.status("/metrics", "prometheus", "scrape-pw-"), 401);
+    assert_eq!(agent.status("/api/v1/checks", "grafana", "other-pw-2"), 200);
     // Liveness and readiness need no credentials (kubelet probes).
     assert_eq!(agent.get("/-/healthy", None).status, 200);
     assert_eq!(agent.get("/-/ready", None).status, 200);
@@ -284,38 +279,18 @@ fn basic_auth_over_http_is_reloaded_when_the_file_changes() {
         None,
     );
     assert_eq!(agent.get("/metrics", None).status, 401);
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("alice", "first-pw")))
-            .status,
-        200
-    );
+    assert_eq!(agent.status("/metrics", "alice", "first-pw"), 200);
     std::fs::write(
         agent.web_file(),
         format!("basic_auth_users:\n  alice: {}\n", hash("second-pw")),
     )
     .unwrap();
     // The next connection reads the file again.
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("alice", "first-pw")))
-            .status,
-        401
-    );
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("alice", "second-pw")))
-            .status,
-        200
-    );
+    assert_eq!(agent.status("/metrics", "alice", "first-pw"), 401);
+    assert_eq!(agent.status("/metrics", "alice", "second-pw"), 200);
     // A broken version is logged and the running one kept.
     std::fs::write(agent.web_file(), "basic_auth_users:\n  alice: [x]\n").unwrap();
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("alice", "second-pw")))
-            .status,
-        200
-    );
+    assert_eq!(agent.status("/metrics", "alice", "second-pw"), 200);
     let log = agent.proc.log_tail(20);
     assert!(
         log.contains("web config rejected") && log.contains("web.yml:2:10"),
@@ -324,12 +299,7 @@ fn basic_auth_over_http_is_reloaded_when_the_file_changes() {
     // Turning TLS on needs a restart: refused, the plain server goes on.
     let certs = Certs::shared();
     std::fs::write(agent.web_file(), tls_block(certs)).unwrap();
-    assert_eq!(
-        agent
-            .get("/metrics", Some(&basic("alice", "second-pw")))
-            .status,
-        200
-    );
+    assert_eq!(agent.status("/metrics", "alice", "second-pw"), 200);
     assert!(agent.proc.log_tail(20).contains("needs a restart"));
 }
 
