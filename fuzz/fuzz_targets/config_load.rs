@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let _guard = rt().enter();
     let env = |k: &str| (k == "HOME").then(|| "/root".to_string());
     if let Err(errors) = load_with_env(&opts, &env) {
-        let lines = text.split('\n').count().max(1);
+        // YAML breaks lines at CR too (alone or in CRLF): count both.
+        let lines = text.split(['\n', '\r']).count().max(1);
         for e in &errors.0 {
             if e.file == file.display().to_string()
                 && let Some(pos) = e.pos

@@ -1,6 +1,7 @@
 //! Log following and line matching in the `log` kind: the input is written
 //! as a log file in two parts (a partial last line, then the rest), with
-//! small read and line limits so that cutting and skipping are exercised.
+//! small read (4 KiB) and line (64 B) limits so that cutting and skipping
+//! are exercised.
 #![no_main]
 
 use healthprobe::checks::Check;
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let path = scratch().join("app.log");
     let _ = std::fs::remove_file(&path);
     let check: LogCheck = build(&format!(
-        "path: {}\nmissing_ok: true\nmax_read_bytes: 512\nmax_line_bytes: 64\nsignatures:\n  - {{ name: signal_5, regex: 'signal \"?5\"?' }}\n  - {{ name: packet, regex: '(?i)max_allowed_packet', max_new_matches: 2 }}\n  - {{ name: any_error, regex: '^\\[[^]]*\\] \\w+\\.ERROR' }}\n",
+        "path: {}\nmissing_ok: true\nmax_read_bytes: 4096\nmax_line_bytes: 64\nsignatures:\n  - {{ name: signal_5, regex: 'signal \"?5\"?' }}\n  - {{ name: packet, regex: '(?i)max_allowed_packet', max_new_matches: 2 }}\n  - {{ name: any_error, regex: '^\\[[^]]*\\] \\w+\\.ERROR' }}\n",
         path.display()
     ));
     rt().block_on(async {

@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let lines = text.split('\n').count().max(1);
+    // YAML breaks lines at CR too (alone or in CRLF): count both.
+    let lines = text.split(['\n', '\r']).count().max(1);
     let node = match yaml::parse(text) {
         Ok(Some(node)) => node,
         Ok(None) => return,
