@@ -138,7 +138,7 @@ fn agent_config_errors_are_located() {
         agent_errors("packs:\n  host:\n    vars: { rooot: /x }\n", &[]),
         vec!["healthprobe.yaml:3:13: packs.host.vars.rooot: pack `host` has no var `rooot` (it has: none)".to_string()]
     );
-    assert_eq!(agent_errors("lisen: x\n", &[]), vec!["healthprobe.yaml:1:1: lisen: unknown field `lisen`, expected one of `listen`, `packs`, `checks_dirs`, `concurrency`, `probe`".to_string()]);
+    assert_eq!(agent_errors("lisen: x\n", &[]), vec!["healthprobe.yaml:1:1: lisen: unknown field `lisen`, expected one of `listen`, `packs`, `checks_dirs`, `concurrency`, `probe`, `web_config_file`".to_string()]);
 }
 
 #[test]
