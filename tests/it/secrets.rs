@@ -92,10 +92,19 @@ fn pack(dir: &std::path::Path, my: u16, pg: u16, echo: u16, smtp: u16) -> String
     for (prefix, kind, port) in [("my", "mysql", my), ("pg", "postgres", pg)] {
         let at = format!("host: 127.0.0.1, port: {port}, user: app");
         for (name, how) in [
-            ("password", format!("{at}, database: app, password: {CANARY}")),
+            (
+                "password",
+                format!("{at}, database: app, password: {CANARY}"),
+            ),
             ("password_env", format!("{at}, password_env: HP_CANARY_PW")),
-            ("password_file", format!("{at}, password_file: {d}/db-password")),
-            ("url", format!("url: \"{kind}://app:{CANARY}@127.0.0.1:{port}/app\"")),
+            (
+                "password_file",
+                format!("{at}, password_file: {d}/db-password"),
+            ),
+            (
+                "url",
+                format!("url: \"{kind}://app:{CANARY}@127.0.0.1:{port}/app\""),
+            ),
         ] {
             databases.push_str(&format!(
                 "  - name: {prefix}_{name}\n    kind: {kind}\n    {kind}: {{ {how}, query: \"select 1\" }}\n"
