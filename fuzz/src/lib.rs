@@ -60,3 +60,13 @@ pub fn ctx() -> RunContext {
         debug: true,
     }
 }
+
+/// Fails when a run crashed: the runner and the blocking pool turn a panic
+/// into an `internal_error` outcome, which would hide it from the fuzzer.
+pub fn no_crash(o: &healthprobe::checks::Outcome) {
+    assert!(
+        !(o.reason == healthprobe::checks::Reason::InternalError && o.message.contains("crashed")),
+        "{}",
+        o.message
+    );
+}
