@@ -13,8 +13,9 @@ job="healthprobe" and loads dashboards/alerts.yaml. Then:
   state calls for are pending (their `for` keeps them from firing during a
   test this short; tests/rules/alerts_test.yaml covers the timing).
 
-Once the agent exists, the same checks are to run against it, serving a test
-pack, instead of the stand-in (dashboards/README.md, "Tests").
+The stand-in covers every planned check of every pack at once; the same
+assertions against the real agent, and the alerts going to firing, are in
+test_real_agent.py.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_dashboards import EXPECTED, PLANNED, exprs, load, substitute
+from test_dashboards import EXPECTED, PLANNED, instant_queries, load, substitute
 
 TOP = Path(__file__).resolve().parents[2]
 
@@ -236,13 +237,7 @@ def test_standin_exposition_is_valid(prom):
 def test_every_dashboard_query_returns_series(prom, name):
     pack = EXPECTED[name][1]
     empty = []
-    for where, e in exprs(load(name)):
-        q = substitute(e, pack).replace("[1m]", "[5s]")
-        if where.startswith("variable"):
-            label = load(name)  # label_values(SELECTOR, LABEL): ask for the label's values
-            v = next(v for v in label["templating"]["list"] if f"variable {v['name']}" == where)
-            lab = v["definition"].rsplit(",", 1)[1].strip(" )")
-            q = f"group by ({lab}) ({q})"
+    for where, q in instant_queries(name, pack):
         try:
             result = query(prom, q)
         except urllib.error.HTTPError as err:
