@@ -46,7 +46,7 @@ import pytest
 import yaml
 
 from test_dashboards import EXPECTED, instant_queries, load, substitute
-from test_prometheus_eval import free_port, get
+from test_prometheus_eval import free_port, get, stop
 
 TOP = Path(__file__).resolve().parents[2]
 FOR = "2s"  # every alert's `for:` in the test's copy of the rules
@@ -253,13 +253,8 @@ class Agent:
         return {c["id"]: c for c in get(f"{self.base}/api/v1/checks")["checks"]}
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: the agent kills running commands' process groups
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop(self.proc, 10)  # on SIGTERM the agent kills its commands' process groups
 
 
 @dataclass
@@ -296,10 +291,10 @@ def world(tmp_path_factory):
     (app / "storage").mkdir(parents=True)
     log = app / "laravel.log"
     log.write_text("")
-    stop = threading.Event()
+    done = threading.Event()
 
     def write_errors():  # a new SQL error every 250 ms: each 1s run sees some
-        while not stop.wait(0.25):
+        while not done.wait(0.25):
             with log.open("a") as f:
                 f.write(f"[{time.strftime('%F %T')}] production.ERROR: SQLSTATE[HY000] [2002] "
                         "Connection refused\n")
@@ -352,15 +347,11 @@ def world(tmp_path_factory):
             60, logs)
         yield World(f"http://127.0.0.1:{prom_port}", main, starved, pack_file, pack_text, not_after, logs)
     finally:
-        stop.set()
+        done.set()
         for a in (main, starved):
             a.stop()
         if prom:
-            prom.terminate()
-            try:
-                prom.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                prom.kill()
+            stop(prom)
         server.shutdown()
 
 
