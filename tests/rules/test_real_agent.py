@@ -387,7 +387,7 @@ def firing(world):
     return wait_for("the alerts of the failing checks to fire", ready, 40, world.logs)
 
 
-def test_agent_exports_what_the_dashboards_read(world):
+def test_agent_exports_what_the_dashboards_read(world, firing):
     """The agent's own /metrics has the families the dashboards and alerts
     read, for the kinds of the pack, and the certificate's expiry is the leaf's
     notAfter as openssl wrote it."""
