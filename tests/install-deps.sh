@@ -20,6 +20,7 @@ PACKAGES=(
   prometheus prometheus-blackbox-exporter
   wrk
   openssl ca-certificates
+  systemd
   python3 python3-venv
   chromium
 )

@@ -689,6 +689,18 @@ fn parse_pack(
         }
         Err(e) => {
             errors.push(de_error(label, e));
+            // The checks cannot be prepared without a valid header (vars,
+            // env_file), but their structure can still be checked, so that
+            // one load reports every error of the file.
+            if let yaml::Value::Seq(items) = &node.find("checks").value {
+                for (i, item) in items.iter().enumerate() {
+                    if let Err(e) =
+                        yaml::from_node::<CheckSpec>(item, &format!("checks[{i}]"), &identity)
+                    {
+                        errors.push(de_error(label, e));
+                    }
+                }
+            }
             None
         }
     }

@@ -177,3 +177,18 @@ fn the_builtin_packs_are_valid() {
     }
     let _ = opts;
 }
+
+#[test]
+fn a_bad_pack_header_does_not_hide_the_errors_of_its_checks() {
+    let errors = load_dir(&fixtures().join("multi_header"));
+    let shown: Vec<String> = errors.iter().map(located).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].starts_with("2:23: defaults.interval: `30` has no unit"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with("7:5: checks[0].severty: unknown field `severty`"),
+        "{shown:?}"
+    );
+}
