@@ -72,3 +72,9 @@ else
   "$VENV/bin/python" -c "$PY_IMPORTS"
   log "Python venv $VENV: ready"
 fi
+
+# cargo-fuzz for tests/fuzz/run: compiled from source, about 2 minutes.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz --locked"
+  cargo install cargo-fuzz --locked
+fi
