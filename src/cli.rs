@@ -67,6 +67,11 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// TLS and basic auth for the HTTP server: a web-config file in the
+        /// format of Prometheus' exporters (overrides `web_config_file` of
+        /// the agent config).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run every enabled check once, now, and print a report.
     Check {

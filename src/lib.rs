@@ -17,6 +17,7 @@
 //! - [`agent`]: the running agent that ties store, scheduler and server.
 //! - [`view`], [`report`], [`status_page`]: what people and programs read.
 //! - [`redact`]: secrets never leave.
+//! - [`web_config`]: TLS and basic auth for the server (exporter-toolkit's web-config file).
 //! - [`cli`]: the command line.
 
 pub mod agent;
@@ -34,3 +35,4 @@ pub mod store;
 pub mod support;
 pub mod view;
 pub mod watch;
+pub mod web_config;

@@ -49,7 +49,7 @@ fn init_logging(common: &Common) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(healthprobe::redact::RedactingStderr);
     match common.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -84,15 +84,45 @@ fn load_or_report(opts: &Options) -> Result<Loaded, ExitCode> {
     })
 }
 
+/// Loads a web-config file or prints every error (exit code 2).
+fn load_web_or_report(
+    path: &std::path::Path,
+) -> Result<Arc<healthprobe::web_config::Web>, ExitCode> {
+    healthprobe::web_config::Web::load(path).map_err(|errors| {
+        let mut err = std::io::stderr().lock();
+        for e in &errors {
+            let _ = writeln!(err, "{}", healthprobe::redact::redact(&e.to_string()));
+        }
+        let _ = writeln!(
+            err,
+            "healthprobe: {} error{} in the web config",
+            errors.len(),
+            plural(errors.len())
+        );
+        ExitCode::from(2)
+    })
+}
+
 async fn dispatch(cli: Cli) -> ExitCode {
     let common = cli.common;
     match cli.command {
-        Command::Run { listen } => {
+        Command::Run {
+            listen,
+            web_config_file,
+        } => {
             let opts = options(&common, listen);
-            match load_or_report(&opts) {
-                Ok(loaded) => run(loaded, opts).await,
-                Err(code) => code,
-            }
+            let loaded = match load_or_report(&opts) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
+            };
+            let web = match web_config_file.or(loaded.web_config_file.clone()) {
+                None => None,
+                Some(path) => match load_web_or_report(&path) {
+                    Ok(web) => Some(web),
+                    Err(code) => return code,
+                },
+            };
+            run(loaded, opts, web).await
         }
         Command::Check { format, verbose } => match load_or_report(&options(&common, None)) {
             Ok(loaded) => check(loaded, &common.pack, format, verbose).await,
@@ -100,6 +130,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Validate => match load_or_report(&options(&common, None)) {
             Ok(loaded) => {
+                if let Some(path) = &loaded.web_config_file
+                    && let Err(code) = load_web_or_report(path)
+                {
+                    return code;
+                }
                 let packs = loaded.packs.iter().filter(|p| p.enabled).count();
                 println!(
                     "Config is valid: {} pack{} enabled, {} check{} scheduled, {} switched off.",
@@ -136,7 +171,11 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-async fn run(loaded: Loaded, opts: Options) -> ExitCode {
+async fn run(
+    loaded: Loaded,
+    opts: Options,
+    web: Option<Arc<healthprobe::web_config::Web>>,
+) -> ExitCode {
     let listen = loaded.listen.clone();
     let listener = match tokio::net::TcpListener::bind(&listen).await {
         Ok(l) => l,
@@ -156,10 +195,16 @@ async fn run(loaded: Loaded, opts: Options) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or(listen);
-    tracing::info!(address = %local, checks, "healthprobe is listening; metrics at http://{local}/metrics");
-    let server = tokio::spawn(healthprobe::server::serve(
+    let scheme = if web.as_ref().is_some_and(|w| w.tls_on()) {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %local, checks, "healthprobe is listening; metrics at {scheme}://{local}/metrics");
+    let server = tokio::spawn(healthprobe::server::serve_with(
         listener,
         agent.clone(),
+        web,
         agent.stop_token(),
     ));
     wait_for_signal().await;
@@ -267,7 +312,7 @@ fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
                     "name": c.meta.name, "kind": c.meta.kind.as_str(), "interval_seconds": c.meta.interval.as_secs_f64(),
                     "timeout_seconds": c.meta.timeout.as_secs_f64(), "severity": c.meta.severity.as_str(), "title": c.meta.title,
                 })).collect::<Vec<_>>(),
-                "skipped": loaded.skipped.iter().filter(|s| s.pack == p.name).map(|s| serde_json::json!({"name": s.name, "why": s.why})).collect::<Vec<_>>(),
+                "skipped": loaded.skipped.iter().filter(|s| s.pack == p.name).map(|s| serde_json::json!({"name": s.name, "why": healthprobe::redact::redact(&s.why)})).collect::<Vec<_>>(),
             })
         }).collect();
         println!(
@@ -300,7 +345,11 @@ fn list(loaded: &Loaded, only: &[String], format: Format) -> ExitCode {
             );
         }
         for s in loaded.skipped.iter().filter(|s| s.pack == p.name) {
-            println!("  {:<28} off: {}", s.name, s.why);
+            println!(
+                "  {:<28} off: {}",
+                s.name,
+                healthprobe::redact::redact(&s.why)
+            );
         }
         println!();
     }

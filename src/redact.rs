@@ -44,6 +44,47 @@ pub fn register(secret: &str) {
     }
 }
 
+/// Registers a credential sent in a header (`Authorization: Bearer TOKEN`,
+/// `X-Api-Key: KEY`): the whole value, the part after an auth scheme, and
+/// for `Basic` the decoded `user:password` and password, since a server may
+/// echo any of them back.
+pub fn register_credential(value: &str) {
+    register(value);
+    if let Some((scheme, rest)) = value.trim().split_once(' ') {
+        let rest = rest.trim();
+        register(rest);
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(rest)
+                && let Ok(text) = String::from_utf8(raw)
+            {
+                register(&text);
+                if let Some((_, pw)) = text.split_once(':') {
+                    register(pw);
+                }
+            }
+        }
+    }
+}
+
+/// Registers the values of secret-looking query parameters of a URL
+/// (`?secret=`, `?token=`, `?api_key=`), decoded and as written, so that
+/// they stay masked when a server repeats them in another form.
+pub fn register_query_secrets(url: &url::Url) {
+    for (k, v) in url.query_pairs() {
+        if is_secret_key(&k) {
+            register(&v);
+        }
+    }
+    for pair in url.query().unwrap_or("").split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && is_secret_key(k)
+        {
+            register(v);
+        }
+    }
+}
+
 /// Masks every registered secret, and the value of `secret=`/`token=`/
 /// `password=` query parameters, in `text`.
 pub fn redact(text: &str) -> Cow<'_, str> {
@@ -79,7 +120,7 @@ fn mask_query_values(text: &str) -> String {
         let key = &head[key_start..];
         let tail = &tail[1..];
         let end = tail
-            .find(['&', ' ', '\n', '"', '\'', '#'])
+            .find(['&', ' ', '\n', '"', '\'', '#', '`', ')', '<', '>'])
             .unwrap_or(tail.len());
         if head[..key_start].ends_with(['?', '&']) && is_secret_key(key) && end > 0 {
             out.push_str(MASK);
@@ -90,6 +131,45 @@ fn mask_query_values(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A `tracing` writer to stderr that masks secrets in every line: the
+/// agent's own events are redacted where they are written, and this is the
+/// net under them and under the libraries' events (`log` records included).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactingStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = LineBuffer;
+
+    fn make_writer(&'a self) -> LineBuffer {
+        LineBuffer(Vec::new())
+    }
+}
+
+/// One event's text, redacted and written to stderr when dropped.
+#[derive(Debug)]
+pub struct LineBuffer(Vec<u8>);
+
+impl std::io::Write for LineBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), redact(&text).as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +188,23 @@ mod tests {
             "GET https://x/update?secret=<redacted>&lang=fr"
         );
         assert_eq!(redact("a=b c"), "a=b c");
+        assert_eq!(
+            redact("(redirect to http://h/r?token=abc), expected 200"),
+            "(redirect to http://h/r?token=<redacted>), expected 200"
+        );
+    }
+
+    #[test]
+    fn credentials_are_registered_in_every_form() {
+        register_credential("Basic dXNlcjpjcmVkLWNhbmFyeS0x"); // user:cred-canary-1
+        assert_eq!(redact("pw cred-canary-1 !"), "pw <redacted> !");
+        register_credential("Bearer tok-canary-2");
+        assert_eq!(redact("echo: tok-canary-2"), "echo: <redacted>");
+        register_query_secrets(&url::Url::parse("http://h/u?api_key=a%2Fq-canary-3&x=1").unwrap());
+        assert_eq!(
+            redact("a/q-canary-3 a%2Fq-canary-3"),
+            "<redacted> <redacted>"
+        );
     }
 
     #[test]

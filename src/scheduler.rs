@@ -63,6 +63,13 @@ async fn run_loop(check: Scheduled, sem: Arc<Semaphore>, lag: Histogram, stop: C
             _ = stop.cancelled() => return,
         };
         drop(permit);
+        tracing::debug!(
+            check = %check.slot.meta.id(),
+            success = record.outcome.success(),
+            reason = %record.outcome.reason,
+            "{}",
+            crate::redact::redact(&record.outcome.message)
+        );
         check.slot.record(record);
         due += interval;
         let now = Instant::now();

@@ -1,5 +1,6 @@
 //! The HTTP server (hyper): `/metrics`, `/-/healthy`, `/-/ready`,
-//! `/api/v1/checks`, `/probe` and the status page at `/`.
+//! `/api/v1/checks`, `/probe` and the status page at `/`; with a web config,
+//! over TLS and behind basic auth ([`crate::web_config`]).
 //!
 //! Requests are small and bounded: headers must arrive within
 //! [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`], request bodies are not
@@ -16,6 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +25,7 @@ use crate::agent::{Agent, PushResult};
 use crate::exposition;
 use crate::modules::ModuleError;
 use crate::view::CheckView;
+use crate::web_config::{self, Web, WebConfig};
 
 /// Time allowed for a client to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,8 +38,19 @@ type Body = Full<Bytes>;
 
 /// Serves until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, agent: Arc<Agent>, stop: CancellationToken) {
+    serve_with(listener, agent, None, stop).await
+}
+
+/// Serves until `stop` is cancelled, with TLS and basic auth when a web
+/// config is given (see [`crate::web_config`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    agent: Arc<Agent>,
+    web: Option<Arc<Web>>,
+    stop: CancellationToken,
+) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -49,23 +63,107 @@ pub async fn serve(listener: TcpListener, agent: Arc<Agent>, stop: CancellationT
         };
         let agent = agent.clone();
         let stop = stop.clone();
+        let web = web.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let agent = agent.clone();
-                async move { Ok::<_, Infallible>(route(&agent, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEADER_BYTES.max(8192))
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            let cfg = web.as_ref().map(|w| w.for_connection());
+            let tls = cfg.as_ref().and_then(|c| c.tls.clone());
+            match tls {
+                None => connection(stream, agent, web, cfg, stop).await,
+                Some(tls) => {
+                    if !looks_like_tls(&stream).await {
+                        // Like Go's servers: say so instead of a handshake error.
+                        let mut stream = stream;
+                        let _ = stream
+                            .write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+                            .await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => connection(s, agent, web, cfg, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
+}
+
+/// Whether the first byte a client sends opens a TLS handshake record.
+async fn looks_like_tls(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        // Let the handshake report what is wrong.
+        _ => true,
+    }
+}
+
+/// Serves the requests of one connection.
+async fn connection<IO>(
+    io: IO,
+    agent: Arc<Agent>,
+    web: Option<Arc<Web>>,
+    cfg: Option<Arc<WebConfig>>,
+    stop: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let agent = agent.clone();
+        let web = web.clone();
+        let cfg = cfg.clone();
+        async move {
+            let resp = match (&web, &cfg) {
+                (Some(web), Some(cfg)) => guarded(&agent, web, cfg, req).await,
+                _ => route(&agent, req).await,
+            };
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+}
+
+/// Basic auth in front of [`route`], and the web config's extra headers.
+async fn guarded(
+    agent: &Agent,
+    web: &Web,
+    cfg: &WebConfig,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let mut resp = if web_config::is_public(req.uri().path())
+        || web
+            .authorize(cfg, req.headers().get(header::AUTHORIZATION))
+            .await
+    {
+        route(agent, req).await
+    } else {
+        tracing::debug!(path = %crate::redact::redact(req.uri().path()), "unauthorized request");
+        let _ = Limited::new(req.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await;
+        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"healthprobe\", charset=\"UTF-8\""),
+        );
+        r
+    };
+    for (k, v) in &cfg.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
 }
 
 /// Dispatches one request.

@@ -20,6 +20,7 @@ PACKAGES=(
   prometheus prometheus-blackbox-exporter
   wrk
   openssl ca-certificates
+  systemd
   python3 python3-venv
   chromium
 )
@@ -70,4 +71,10 @@ else
   "$VENV/bin/python" -m pip install --quiet "${PY_PACKAGES[@]}"
   "$VENV/bin/python" -c "$PY_IMPORTS"
   log "Python venv $VENV: ready"
+fi
+
+# cargo-fuzz for tests/fuzz/run: compiled from source, about 2 minutes.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz --locked"
+  cargo install cargo-fuzz --locked
 fi

@@ -291,7 +291,10 @@ impl Check for HttpCheck {
                 ));
                 None
             }
-            Ok(u) => Some(u),
+            Ok(u) => {
+                crate::redact::register_query_secrets(&u);
+                Some(u)
+            }
         };
         let method = Method::from_bytes(spec.method.as_bytes())
             .map_err(|_| {
@@ -313,6 +316,8 @@ impl Check for HttpCheck {
                 (Ok(n), Ok(mut v)) => {
                     if is_sensitive(&n) {
                         v.set_sensitive(true);
+                        // Masked even when the server repeats it.
+                        crate::redact::register_credential(spec.headers[k].as_str());
                     }
                     headers.insert(n, v);
                 }

@@ -274,6 +274,12 @@ fn credentials(a: &AuthSpec) -> Result<Credentials, FieldError> {
                 "give the password as `password_env: VARIABLE` (or `password: ${env.KEY}`)",
             ));
         }
+        (Some(var), None) if !crate::support::secret::is_env_name(var) => {
+            return Err(FieldError::new(
+                "auth.password_env",
+                crate::support::secret::NOT_AN_ENV_NAME,
+            ));
+        }
         (Some(var), None) => std::env::var(var).map_err(|_| {
             FieldError::new(
                 "auth.password_env",

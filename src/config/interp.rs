@@ -45,9 +45,12 @@ pub fn expand(text: &str, scope: &Scope<'_>) -> Result<String, String> {
             out.push_str("${");
             rest = lit;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+            // The text is not repeated in these errors: it may be a
+            // password that happens to hold `${`.
+            let at = text.len() - after.len() + 1;
+            let end = body.find('}').ok_or_else(|| {
+                format!("unclosed `${{` at character {at} (write `$${{` for a literal `${{`)")
+            })?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -58,7 +61,9 @@ pub fn expand(text: &str, scope: &Scope<'_>) -> Result<String, String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
             {
-                return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+                return Err(format!(
+                    "the `${{...}}` at character {at} is not a valid variable reference: names are letters, digits, `_` and `.` (write `$${{` for a literal `${{`)"
+                ));
             }
             match (scope.lookup(name)?, default) {
                 (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
@@ -132,7 +137,12 @@ mod tests {
                 .unwrap_err()
                 .contains("env_file")
         );
-        assert!(scope_expand("${root").unwrap_err().contains("unclosed"));
-        assert!(scope_expand("${a b}").unwrap_err().contains("not a valid"));
+        assert_eq!(
+            scope_expand("pw${root").unwrap_err(),
+            "unclosed `${` at character 3 (write `$${` for a literal `${`)"
+        );
+        let e = scope_expand("x9${Qw! z}").unwrap_err();
+        assert!(e.contains("at character 3 is not a valid"), "{e}");
+        assert!(!e.contains("Qw"), "the text may be a password: {e}");
     }
 }

@@ -12,6 +12,7 @@ use super::interp::{self, Scope};
 use super::model::{AgentConfig, CheckMeta, PackHeader};
 use super::yaml::{self, DeError, Node};
 use crate::checks::{BuildContext, CheckSpec, Probe};
+use crate::redact::{is_secret_key, redact};
 
 /// The built-in packs, embedded at build time from `checks/*.yaml`.
 pub static BUILTIN_PACKS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_packs.rs"));
@@ -51,6 +52,8 @@ pub struct Loaded {
     pub checks_dirs: Vec<PathBuf>,
     /// `/probe?module=M&target=T` modules, when configured.
     pub modules: Option<std::sync::Arc<crate::modules::Modules>>,
+    /// The agent config's `web_config_file`.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// One enabled check, ready to run.
@@ -294,6 +297,7 @@ pub fn load_with_env(
         skipped: Vec::new(),
         checks_dirs: agent.checks_dirs.clone(),
         modules: None,
+        web_config_file: agent.web_config_file.clone(),
     };
     if let (Some(cfg), Some(node)) = (&agent.probe, &agent_node) {
         loaded.modules = crate::modules::Modules::load(cfg, node, &agent_label, &mut errors)
@@ -388,6 +392,10 @@ fn load_pack(
     for (k, v) in &raw_vars {
         match expand_var(v, &raw_vars, env, 0) {
             Ok(x) => {
+                // `db_password`, `api_token`...: masked wherever they end up.
+                if is_secret_key(k) {
+                    crate::redact::register(&x);
+                }
                 vars.insert(k.clone(), x);
             }
             Err(m) => errors.push(ConfigError::new(
@@ -424,7 +432,7 @@ fn load_pack(
                     Ok(text) => {
                         let parsed = dotenv::parse(&text);
                         for (k, v) in &parsed.vars {
-                            if crate::redact::is_secret_key(k) {
+                            if is_secret_key(k) {
                                 crate::redact::register(v);
                             }
                         }
@@ -575,9 +583,10 @@ fn load_pack(
                 name: spec.name.clone(),
                 kind: spec.kind,
                 severity: spec.severity,
-                title: spec.title.clone().unwrap_or_else(|| spec.name.clone()),
-                doc,
-                remediation: spec.remediation.clone().unwrap_or_default(),
+                // Shown everywhere (metric labels too): masked once here.
+                title: redact(spec.title.as_deref().unwrap_or(&spec.name)).into_owned(),
+                doc: redact(&doc).into_owned(),
+                remediation: redact(spec.remediation.as_deref().unwrap_or_default()).into_owned(),
                 interval,
                 timeout,
                 source: format!("{}:{}", s.label, node.pos.line),
@@ -680,6 +689,18 @@ fn parse_pack(
         }
         Err(e) => {
             errors.push(de_error(label, e));
+            // The checks cannot be prepared without a valid header (vars,
+            // env_file), but their structure can still be checked, so that
+            // one load reports every error of the file.
+            if let yaml::Value::Seq(items) = &node.find("checks").value {
+                for (i, item) in items.iter().enumerate() {
+                    if let Err(e) =
+                        yaml::from_node::<CheckSpec>(item, &format!("checks[{i}]"), &identity)
+                    {
+                        errors.push(de_error(label, e));
+                    }
+                }
+            }
             None
         }
     }

@@ -34,6 +34,11 @@ pub struct AgentConfig {
     /// then only for targets that match `allow_targets`.
     #[serde(default)]
     pub probe: Option<ProbeModules>,
+    /// TLS and basic auth for the HTTP server: a web-config file in the
+    /// format of Prometheus' exporters (`tls_server_config`,
+    /// `basic_auth_users`). `--web.config.file` overrides it.
+    #[serde(default)]
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Check templates that `/probe?module=M&target=T` runs against a target.

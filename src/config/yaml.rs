@@ -773,6 +773,20 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing (config_load): a lone CR breaks a line, as in YAML
+    /// and in editors, so an error after CRs is on a later line than a count
+    /// of `\n` says.
+    #[test]
+    fn a_lone_cr_breaks_lines() {
+        let (p, m) = parse("a: 1\r\rb: c: d\n").unwrap_err();
+        assert_eq!(
+            (p.line, m.as_str()),
+            (3, "mapping values are not allowed in this context")
+        );
+        let n = parse("a: 1\r\nb: x\r\n").unwrap().unwrap();
+        assert_eq!(n.find("b").pos, Pos { line: 2, col: 4 });
+    }
+
     #[test]
     fn syntax_errors_have_positions() {
         let (p, _) = parse("a: [1, 2\nb: 3\n").unwrap_err();

@@ -37,6 +37,21 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The error for a `password_env` that is not a variable name; the text is
+/// not repeated, since it is most likely the secret itself.
+pub const NOT_AN_ENV_NAME: &str = "is not an environment variable name (upper-case letters, digits and `_`): write the name of the variable that holds the secret, e.g. `DB_PASSWORD`, not the secret";
+
+/// Whether the text of a `password_env` field looks like the name of an
+/// environment variable (upper case, as they are by convention), which a
+/// password written there by mistake seldom does. Only such names are shown
+/// in messages.
+pub fn is_env_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Where a secret comes from, once the config is validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretSource {
@@ -80,24 +95,22 @@ impl SecretSource {
                 ),
             )]);
         }
+        // These fields name where the secret is; the likely mistake is to
+        // write the secret itself there, so their text is never repeated in
+        // an error, and an environment variable name must look like one
+        // (upper case), which a password seldom does.
         let mut errors = Vec::new();
         if let Some(name) = env
-            && (name.is_empty()
-                || name.contains('=')
-                || name.contains('\0')
-                || name.starts_with("${"))
+            && !is_env_name(name)
         {
-            errors.push(FieldError::new(
-                fields[1],
-                format!("`{name}` is not an environment variable name (write the name, e.g. `DB_PASSWORD`, not its value)"),
-            ));
+            errors.push(FieldError::new(fields[1], NOT_AN_ENV_NAME));
         }
         if let Some(path) = file
             && !path.is_absolute()
         {
             errors.push(FieldError::new(
                 fields[2],
-                format!("`{}` must be an absolute path", path.display()),
+                "must be the absolute path of the file that holds the secret",
             ));
         }
         if !errors.is_empty() {
@@ -187,6 +200,15 @@ mod tests {
         assert_eq!(e[0].path, "password_env");
         let e = SecretSource::from_fields(None, None, Some(Path::new("rel")), F).unwrap_err();
         assert_eq!(e[0].path, "password_file");
+        // A secret written where its name or path goes is not repeated.
+        for v in ["s3cretValue", "s3cret=x", "DB PASSWORD", "${X}"] {
+            let e = SecretSource::from_fields(None, Some(v), None, F).unwrap_err();
+            assert!(!e[0].message.contains(v), "{}", e[0].message);
+        }
+        let e =
+            SecretSource::from_fields(None, None, Some(Path::new("s3cretValue")), F).unwrap_err();
+        assert!(!e[0].message.contains("s3cretValue"), "{}", e[0].message);
+        assert!(SecretSource::from_fields(None, Some("HP_DB_PASSWORD_2"), None, F).is_ok());
         assert_eq!(
             SecretSource::from_fields(None, None, None, F).unwrap(),
             None

@@ -138,7 +138,7 @@ fn agent_config_errors_are_located() {
         agent_errors("packs:\n  host:\n    vars: { rooot: /x }\n", &[]),
         vec!["healthprobe.yaml:3:13: packs.host.vars.rooot: pack `host` has no var `rooot` (it has: none)".to_string()]
     );
-    assert_eq!(agent_errors("lisen: x\n", &[]), vec!["healthprobe.yaml:1:1: lisen: unknown field `lisen`, expected one of `listen`, `packs`, `checks_dirs`, `concurrency`, `probe`".to_string()]);
+    assert_eq!(agent_errors("lisen: x\n", &[]), vec!["healthprobe.yaml:1:1: lisen: unknown field `lisen`, expected one of `listen`, `packs`, `checks_dirs`, `concurrency`, `probe`, `web_config_file`".to_string()]);
 }
 
 #[test]
@@ -176,4 +176,19 @@ fn the_builtin_packs_are_valid() {
         );
     }
     let _ = opts;
+}
+
+#[test]
+fn a_bad_pack_header_does_not_hide_the_errors_of_its_checks() {
+    let errors = load_dir(&fixtures().join("multi_header"));
+    let shown: Vec<String> = errors.iter().map(located).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].starts_with("2:23: defaults.interval: `30` has no unit"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with("7:5: checks[0].severty: unknown field `severty`"),
+        "{shown:?}"
+    );
 }

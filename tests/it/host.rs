@@ -134,7 +134,14 @@ async fn load_per_core_is_plausible() {
 
 #[tokio::test]
 async fn the_builtin_host_pack_loads_and_runs() {
-    let loaded = load_with_env(&Options::default(), &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    let env = |k: &str| (k == "DOCKER_SOCKET").then(|| "/nonexistent/docker.sock".to_string());
+    let loaded = load_with_env(&Options::default(), &env).unwrap_or_else(|e| panic!("{e:?}"));
+    let skipped: Vec<&str> = loaded.skipped.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        skipped,
+        ["docker_reachable"],
+        "Docker reachability is off where there is no socket"
+    );
     let host: Vec<_> = loaded
         .checks
         .iter()

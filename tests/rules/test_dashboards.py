@@ -102,6 +102,26 @@ def substitute(expr: str, pack: str | None) -> str:
     )
 
 
+def instant_queries(name: str, pack: str | None) -> list[tuple[str, str]]:
+    """(where, PromQL) for every query of a dashboard, ready for /api/v1/query.
+
+    Variables are substituted as for 'All' (and `$pack` as given), ranges are
+    cut to 5s (a test's Prometheus holds seconds of data, not minutes), and a
+    variable's `label_values(SELECTOR, LABEL)` is asked the way Grafana asks
+    it: the values of LABEL among the series of SELECTOR.
+    """
+    dash = load(name)
+    variables = {f"variable {v['name']}": v for v in dash["templating"]["list"]}
+    out = []
+    for where, e in exprs(dash):
+        q = substitute(e, pack).replace("[1m]", "[5s]")
+        if where in variables:
+            label = variables[where]["definition"].rsplit(",", 1)[1].strip(" )")
+            q = f"group by ({label}) ({q})"
+        out.append((where, q))
+    return out
+
+
 def test_generated_files_are_current():
     r = subprocess.run([sys.executable, str(DASH / "generate.py"), "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

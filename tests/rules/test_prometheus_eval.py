@@ -13,8 +13,9 @@ job="healthprobe" and loads dashboards/alerts.yaml. Then:
   state calls for are pending (their `for` keeps them from firing during a
   test this short; tests/rules/alerts_test.yaml covers the timing).
 
-Once the agent exists, the same checks are to run against it, serving a test
-pack, instead of the stand-in (dashboards/README.md, "Tests").
+The stand-in covers every planned check of every pack at once; the same
+assertions against the real agent, and the alerts going to firing, are in
+test_real_agent.py.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_dashboards import EXPECTED, PLANNED, exprs, load, substitute
+from test_dashboards import EXPECTED, PLANNED, instant_queries, load, substitute
 
 TOP = Path(__file__).resolve().parents[2]
 
@@ -160,6 +161,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
@@ -212,11 +224,7 @@ def prom(tmp_path_factory):
             time.sleep(0.5)
         yield {"base": base, "exporter": exporter, "dir": d}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         server.shutdown()
 
 
@@ -236,13 +244,7 @@ def test_standin_exposition_is_valid(prom):
 def test_every_dashboard_query_returns_series(prom, name):
     pack = EXPECTED[name][1]
     empty = []
-    for where, e in exprs(load(name)):
-        q = substitute(e, pack).replace("[1m]", "[5s]")
-        if where.startswith("variable"):
-            label = load(name)  # label_values(SELECTOR, LABEL): ask for the label's values
-            v = next(v for v in label["templating"]["list"] if f"variable {v['name']}" == where)
-            lab = v["definition"].rsplit(",", 1)[1].strip(" )")
-            q = f"group by ({lab}) ({q})"
+    for where, q in instant_queries(name, pack):
         try:
             result = query(prom, q)
         except urllib.error.HTTPError as err:
