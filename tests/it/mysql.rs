@@ -251,7 +251,9 @@ impl DbKind {
             )
         );
         assert!(
-            started.elapsed() < Duration::from_millis(1900),
+            // The message proves which limit fired; this only proves nothing
+            // hung (with room for a loaded machine).
+            started.elapsed() < Duration::from_secs(4),
             "took {:?}",
             started.elapsed()
         );
@@ -268,7 +270,7 @@ impl DbKind {
             o.message
         );
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(4),
             "took {:?}",
             started.elapsed()
         );

@@ -146,19 +146,25 @@ async fn postgres_refused_and_silent_servers() {
     let pg = Postgres::shared();
     let started = Instant::now();
     let o = run_check(&check(&format!(
-        "{}  query_timeout: 1s\n  query: SELECT 1 FROM pg_sleep(3)\n",
+        "{}  query_timeout: 1s\n  query: SELECT 1 FROM pg_sleep(10)\n",
         conn(pg, "app")
     )))
     .await;
     assert_reason(&o, Reason::Timeout);
     assert!(
         o.message.contains(
-            "while running the query `SELECT 1 FROM pg_sleep(3)`: gave up after query_timeout 1s"
+            "while running the query `SELECT 1 FROM pg_sleep(10)`: gave up after query_timeout 1s"
         ),
         "{}",
         o.message
     );
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // It gave up long before the query would have ended (10 s); the margin
+    // leaves room for a loaded machine, this is no speed target.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
