@@ -189,8 +189,9 @@ async fn run(
     watched.extend(opts.checks_dirs.iter().cloned());
     watched.extend(loaded.checks_dirs.iter().cloned());
     let agent = Agent::with_options(loaded, opts);
+    let triggers = healthprobe::watch::Triggers::new(&watched);
     agent.start();
-    tokio::spawn(healthprobe::watch::reload_triggers(agent.clone(), watched));
+    tokio::spawn(triggers.run(agent.clone()));
     let local = listener
         .local_addr()
         .map(|a| a.to_string())

@@ -16,25 +16,42 @@ use crate::agent::Agent;
 /// Quiet time after the last change before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Reloads the agent on SIGHUP and on changes under `paths` until it stops.
-pub async fn reload_triggers(agent: Arc<Agent>, paths: Vec<PathBuf>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let _watcher = watch(&paths, tx.clone());
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let stop = agent.stop_token();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                tracing::info!("SIGHUP: reloading the configuration");
-            }
-            Some(()) = rx.recv() => {
-                // Let the burst of events settle.
-                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-                tracing::info!("configuration files changed: reloading");
-            }
+/// The reload triggers, set up before the agent reports ready so that no
+/// change made after readiness is missed.
+pub struct Triggers {
+    rx: mpsc::UnboundedReceiver<()>,
+    hup: Option<tokio::signal::unix::Signal>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Triggers {
+    /// Starts watching `paths` and listening for SIGHUP.
+    pub fn new(paths: &[PathBuf]) -> Triggers {
+        let (tx, rx) = mpsc::unbounded_channel::<()>();
+        Triggers {
+            rx,
+            hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+            _watcher: watch(paths, tx),
         }
-        let _ = agent.reload().await;
+    }
+
+    /// Reloads the agent on each trigger until it stops.
+    pub async fn run(mut self, agent: Arc<Agent>) {
+        let stop = agent.stop_token();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(()) = async { match self.hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                }
+                Some(()) = self.rx.recv() => {
+                    // Let the burst of events settle.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.rx.recv()).await {}
+                    tracing::info!("configuration files changed: reloading");
+                }
+            }
+            let _ = agent.reload().await;
+        }
     }
 }
 
