@@ -15,6 +15,7 @@ pub mod runner;
 pub mod binary;
 pub mod command;
 pub mod config_file;
+pub mod docker;
 pub mod file;
 pub mod heartbeat;
 pub mod host;
@@ -24,6 +25,7 @@ pub mod migrations;
 pub mod mysql;
 pub mod postgres;
 pub mod process;
+pub mod smtp;
 pub mod tcp;
 
 use std::future::Future;
@@ -267,4 +269,8 @@ kinds! {
     config => Config(config_file::ConfigCheck),
     /// New lines of a log file matching named signatures.
     log => Log(log::LogCheck),
+    /// An SMTP server: banner, EHLO, STARTTLS or TLS, AUTH, QUIT (never sends mail).
+    smtp => Smtp(smtp::SmtpCheck),
+    /// The Docker engine (ping, version) and the state of selected containers.
+    docker => Docker(docker::DockerCheck),
 }

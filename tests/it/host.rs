@@ -3,20 +3,10 @@
 use healthprobe::checks::{Outcome, Reason};
 use healthprobe::config::load::{Options, load_with_env};
 
-use crate::probe_util::{assert_outcome, meminfo_bytes, run};
+use crate::probe_util::{assert_outcome, meminfo_bytes, run, sample};
 
 async fn host(block: &str) -> Outcome {
     run(&format!("name: t\nkind: host\nhost: {{ {block} }}\n")).await
-}
-
-fn sample(o: &Outcome, family: &str, label: Option<(&str, &str)>) -> Option<f64> {
-    o.samples
-        .iter()
-        .find(|s| {
-            s.family.name == family
-                && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v))
-        })
-        .map(|s| s.value)
 }
 
 #[tokio::test]

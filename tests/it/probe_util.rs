@@ -9,7 +9,8 @@ use std::time::Duration;
 use healthprobe::checks::{BuildContext, CheckSpec, FieldError, Outcome, Probe, Reason, runner};
 use healthprobe::config::yaml;
 
-fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
+/// The check spec of `check_yaml` and its timeout (default 10 s).
+pub fn spec(check_yaml: &str) -> (CheckSpec, Duration) {
     let node = yaml::parse(check_yaml)
         .expect("valid YAML")
         .expect("not empty");
@@ -69,7 +70,8 @@ pub fn build_errors(check_yaml: &str) -> Vec<FieldError> {
     }
 }
 
-fn sh(cmd: &str) -> bool {
+/// Runs a shell command; whether it succeeded.
+pub fn sh(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", cmd])
         .status()
@@ -142,4 +144,16 @@ pub fn meminfo_bytes(field: &str) -> u64 {
         .parse()
         .unwrap();
     kib * 1024
+}
+
+/// The value of the kind-specific sample `family{label=value}` (the first
+/// of the family when `label` is `None`).
+pub fn sample(o: &Outcome, family: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    o.samples
+        .iter()
+        .find(|s| {
+            s.family.name == family
+                && label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v))
+        })
+        .map(|s| s.value)
 }
