@@ -59,6 +59,8 @@ struct Running {
 pub struct Agent {
     pub store: Store,
     pub metrics: SelfMetrics,
+    /// Shares `/metrics` renders between concurrent scrapes.
+    pub page: crate::exposition::SharedRender,
     sem: Arc<Semaphore>,
     /// Lookups by `PACK/NAME` for `/probe` and `/push`.
     probes: ArcSwap<HashMap<String, Scheduled>>,
@@ -93,6 +95,7 @@ impl Agent {
         let agent = Arc::new(Agent {
             store: Store::default(),
             metrics: SelfMetrics::new(),
+            page: Default::default(),
             sem: Arc::new(Semaphore::new(loaded.concurrency)),
             probes: ArcSwap::from_pointee(HashMap::new()),
             running: Mutex::new(HashMap::new()),

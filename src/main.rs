@@ -13,6 +13,7 @@ use healthprobe::report;
 use healthprobe::view::{CheckView, PackView, State};
 
 fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let cli = Cli::parse();
     init_logging(&cli.common);
     // A panicking check becomes an `internal_error` result (see the runner);
@@ -42,6 +43,21 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(dispatch(cli))
+}
+
+/// glibc's malloc raises its mmap threshold each time a large mmapped block
+/// is freed (up to 32 MiB), after which the `/metrics` page (~11 MB with
+/// 10,000 checks) and large response bodies come from the heap, where freed
+/// blocks fragment and are not given back: under 20 concurrent scrapers the
+/// soak test saw RSS climb from 250 MiB to 750 MiB in two minutes without
+/// levelling off. A fixed threshold keeps blocks of 1 MiB and more in their
+/// own mappings, returned to the system when freed (RSS stayed at ~265 MiB).
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable, before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 fn init_logging(common: &Common) {

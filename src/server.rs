@@ -137,7 +137,7 @@ async fn connection<IO>(
 
 /// Basic auth in front of [`route`], and the web config's extra headers.
 async fn guarded(
-    agent: &Agent,
+    agent: &Arc<Agent>,
     web: &Web,
     cfg: &WebConfig,
     req: Request<Incoming>,
@@ -167,14 +167,18 @@ async fn guarded(
 }
 
 /// Dispatches one request.
-pub async fn route(agent: &Agent, req: Request<Incoming>) -> Response<Body> {
+pub async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().clone();
     let get = method == Method::GET || method == Method::HEAD;
     match path.as_str() {
         "/metrics" if get => {
-            let body = exposition::render(&agent.store, &agent.metrics);
+            let a = agent.clone();
+            let body = agent
+                .page
+                .page(move |size| exposition::render_sized(&a.store, &a.metrics, size))
+                .await;
             respond(StatusCode::OK, exposition::CONTENT_TYPE, body)
         }
         "/-/healthy" if get => text(StatusCode::OK, "Healthy\n"),
@@ -421,8 +425,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -24,6 +24,7 @@ mod config_errors;
 mod config_file;
 mod docker;
 mod e2e;
+mod faults;
 mod file;
 mod heartbeat;
 mod host;

@@ -26,9 +26,44 @@ impl AgentProcess {
 
     /// Same, with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> AgentProcess {
+        AgentProcess::launch(tempdir("agent"), Command::new(binary()), args, env)
+    }
+
+    /// Same, as the user `uid` with the group `gid` and only the
+    /// supplementary `groups` (through `setpriv`), for tests that need an
+    /// agent that is not root. The binary is copied into the agent's
+    /// directory (mode 0755); every path it reads must be reachable by that
+    /// user.
+    pub fn start_as(uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> AgentProcess {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempdir("agent");
+        let mode = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), mode.clone()).unwrap();
+        let bin = dir.path().join("healthprobe");
+        std::fs::copy(binary(), &bin).unwrap();
+        std::fs::set_permissions(&bin, mode).unwrap();
+        let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+        let mut cmd = Command::new(super::require_binary("setpriv"));
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg(if groups.is_empty() {
+                "--clear-groups".to_string()
+            } else {
+                format!("--groups={}", groups.join(","))
+            })
+            // Changing the uid clears the parent-death signal: set it again.
+            .args(["--pdeathsig", "keep", "--"])
+            .arg(&bin);
+        AgentProcess::launch(dir, cmd, args, &[])
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        mut cmd: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let port = free_port();
-        let mut cmd = Command::new(binary());
         cmd.arg("run")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
