@@ -225,8 +225,13 @@ macro_rules! kinds {
             }
 
             /// Runs the check once.
+            ///
+            /// Each kind's run is boxed: unboxed, this future was as large as
+            /// the largest kind's (about 11 KB), and the runner's task moved
+            /// it with a memcpy some ten times per run: 57% of the agent's
+            /// instructions per `/probe` (see BENCHMARKS.md).
             pub async fn run(&self, ctx: &RunContext) -> Outcome {
-                match self { $(Probe::$variant(c) => c.run(ctx).await),* }
+                match self { $(Probe::$variant(c) => Box::pin(c.run(ctx)).await),* }
             }
 
             /// The kind of this check.
