@@ -115,6 +115,26 @@ mod tests {
         Arc::new(Probe::build(&spec, &ctx).unwrap_or_else(|_| panic!("build")))
     }
 
+    /// A scheduled check's task lives as long as the agent: with 10,000
+    /// checks, each byte of it is 10 KB of memory (it was 12 KB before
+    /// `execute` stopped carrying the run inline; see BENCHMARKS.md).
+    #[tokio::test]
+    async fn a_scheduled_task_is_small() {
+        let slot = Arc::new(Slot::new(meta(Duration::from_secs(10))));
+        let lag = Histogram::with_opts(prometheus::HistogramOpts::new("lag", "lag")).unwrap();
+        let task = run_loop(
+            Scheduled {
+                slot,
+                probe: probe(),
+            },
+            Arc::new(Semaphore::new(4)),
+            lag,
+            CancellationToken::new(),
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "{size} bytes");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn runs_once_per_interval() {
         let slot = Arc::new(Slot::new(meta(Duration::from_secs(10))));

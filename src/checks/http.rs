@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use url::Url;
 
-use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext, Sample, compile_regex};
+use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext, Sample, shared_regex};
 use super::{Family, FamilyType};
 use crate::config::duration::Dur;
 use crate::redact::{MASK, is_secret_key, redact};
@@ -218,8 +218,8 @@ fn scalar_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 struct HeaderRule {
     name: HeaderName,
-    matches: Option<Regex>,
-    not_matches: Option<Regex>,
+    matches: Option<Arc<Regex>>,
+    not_matches: Option<Arc<Regex>>,
     absent: bool,
     equals: Option<String>,
 }
@@ -238,8 +238,8 @@ pub struct HttpCheck {
 struct Expectations {
     status: Vec<u16>,
     header_rules: Vec<HeaderRule>,
-    body_matches: Option<Regex>,
-    body_not_matches: Option<Regex>,
+    body_matches: Option<Arc<Regex>>,
+    body_not_matches: Option<Arc<Regex>>,
     body_starts_with: Option<String>,
     json: Vec<JsonExpect>,
     max_response_time: Option<Duration>,
@@ -251,9 +251,9 @@ fn regex_field(
     errors: &mut Vec<FieldError>,
     path: &str,
     pattern: &Option<String>,
-) -> Option<Regex> {
+) -> Option<Arc<Regex>> {
     let p = pattern.as_ref()?;
-    compile_regex(path, p).map_err(|e| errors.push(e)).ok()
+    shared_regex(path, p).map_err(|e| errors.push(e)).ok()
 }
 
 impl Check for HttpCheck {

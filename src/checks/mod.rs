@@ -28,8 +28,10 @@ pub mod process;
 pub mod smtp;
 pub mod tcp;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -73,6 +75,26 @@ impl FieldError {
 pub fn compile_regex(path: &str, pattern: &str) -> Result<regex::Regex, FieldError> {
     regex::Regex::new(pattern)
         .map_err(|e| FieldError::new(path, format!("invalid regular expression: {e}")))
+}
+
+/// Like [`compile_regex`], but checks with the same pattern share one
+/// compiled regex. A compiled regex with its cache pool costs about 2 KB,
+/// and large deployments repeat a few patterns over thousands of generated
+/// checks (10,000 http checks asserting `Cache-Control: no-store` held 21 MB
+/// of identical regexes; see BENCHMARKS.md). The table holds weak
+/// references, so a pattern no check uses any more is freed.
+pub fn shared_regex(path: &str, pattern: &str) -> Result<Arc<regex::Regex>, FieldError> {
+    static TABLE: Mutex<BTreeMap<String, Weak<regex::Regex>>> = Mutex::new(BTreeMap::new());
+    let mut table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(re) = table.get(pattern).and_then(Weak::upgrade) {
+        return Ok(re);
+    }
+    let re = Arc::new(compile_regex(path, pattern)?);
+    if table.len() >= 64 && table.len().is_power_of_two() {
+        table.retain(|_, w| w.strong_count() > 0);
+    }
+    table.insert(pattern.to_string(), Arc::downgrade(&re));
+    Ok(re)
 }
 
 /// What a kind may use while it prepares a check.
@@ -189,7 +211,9 @@ macro_rules! kinds {
             /// Run the check only when this condition holds (evaluated at load).
             #[serde(default)]
             pub enabled_if: Option<Condition>,
-            $( $(#[$doc])* #[serde(default)] pub $field: Option<<$module::$ty as Check>::Spec>, )*
+            // Boxed: a spec is kept per check (to tell a changed check on reload), and
+            // inline every kind's block made each one ~3 KB, mostly empty.
+            $( $(#[$doc])* #[serde(default)] pub $field: Option<Box<<$module::$ty as Check>::Spec>>, )*
         }
 
         /// A prepared check of any kind.
@@ -230,8 +254,13 @@ macro_rules! kinds {
             }
 
             /// Runs the check once.
+            ///
+            /// Each kind's run is boxed: unboxed, this future was as large as
+            /// the largest kind's (about 11 KB), and the runner's task moved
+            /// it with a memcpy some ten times per run: 57% of the agent's
+            /// instructions per `/probe` (see BENCHMARKS.md).
             pub async fn run(&self, ctx: &RunContext) -> Outcome {
-                match self { $(Probe::$variant(c) => c.run(ctx).await),* }
+                match self { $(Probe::$variant(c) => Box::pin(c.run(ctx)).await),* }
             }
 
             /// The kind of this check.
