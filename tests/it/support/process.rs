@@ -204,6 +204,10 @@ impl ServerProcess {
             .wait()
             .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
         self.killpg(libc::SIGKILL);
+        // The group's other members (PostgreSQL's backends, for one) die
+        // asynchronously; a restart before they are gone finds their shared
+        // memory still attached.
+        wait_group_gone(self.pid, Duration::from_secs(10));
         status
     }
 
@@ -392,4 +396,31 @@ pub fn try_run_keeping_stdin(cmd: &mut Command, timeout: Duration) -> Result<Str
 /// Like [`try_run`] but panics on failure.
 pub fn run(cmd: &mut Command, timeout: Duration) -> String {
     try_run(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits until no live (non-zombie) process is left in process group `pgid`.
+pub fn wait_group_gone(pgid: u32, timeout: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < timeout && group_has_live_member(pgid) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // Fields after the parenthesised command: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }
