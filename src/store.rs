@@ -40,6 +40,9 @@ pub struct Slot {
     pub meta: Arc<CheckMeta>,
     /// `pack="...",check="..."`, escaped once for the exposition.
     pub labels: Box<str>,
+    /// `,kind="...",severity="...",title="...",doc="..."` of
+    /// `healthprobe_check_info`, escaped once too.
+    pub info_labels: Box<str>,
     last: ArcSwapOption<RunRecord>,
     /// Unix seconds of the last success as f64 bits; 0 when never.
     last_success: AtomicU64,
@@ -54,9 +57,17 @@ impl Slot {
             crate::exposition::escape_label(&meta.pack),
             crate::exposition::escape_label(&meta.name)
         );
+        let info_labels = format!(
+            ",kind=\"{}\",severity=\"{}\",title=\"{}\",doc=\"{}\"",
+            meta.kind.as_str(),
+            meta.severity.as_str(),
+            crate::exposition::escape_label(&meta.title),
+            crate::exposition::escape_label(&meta.doc)
+        );
         Slot {
             meta: Arc::new(meta),
             labels: labels.into_boxed_str(),
+            info_labels: info_labels.into_boxed_str(),
             last: ArcSwapOption::empty(),
             last_success: AtomicU64::new(0),
             successes: AtomicU64::new(0),

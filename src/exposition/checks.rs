@@ -1,6 +1,5 @@
 //! The check metric families, written from the store.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -136,20 +135,8 @@ pub fn render(slots: &[Arc<Slot>], out: &mut Vec<u8>) {
         line(out, RUNS.name, s, ",result=\"failure\"", failed as f64);
     }
     header(out, &INFO);
-    let mut extra = String::new();
     for s in slots {
-        extra.clear();
-        let m = &s.meta;
-        extra.push_str(",kind=\"");
-        extra.push_str(m.kind.as_str());
-        extra.push_str("\",severity=\"");
-        extra.push_str(m.severity.as_str());
-        extra.push_str("\",title=\"");
-        extra.push_str(&escape_label(&m.title));
-        extra.push_str("\",doc=\"");
-        extra.push_str(&escape_label(&m.doc));
-        extra.push('"');
-        line(out, INFO.name, s, &extra, 1.0);
+        line(out, INFO.name, s, &s.info_labels, 1.0);
     }
     let pairs: Vec<(&Slot, &RunRecord)> = with_runs().map(|(s, r)| (&**s, &**r)).collect();
     render_samples(&pairs, out);
@@ -171,30 +158,33 @@ fn reason_label(reason: Reason) -> &'static str {
     }
 }
 
-/// One kind-specific family and its series (check, sample).
-type FamilySeries<'a> = (&'static Family, Vec<(&'a Slot, &'a crate::checks::Sample)>);
-
 /// Kind-specific families, grouped by family across checks (the text format
-/// wants every series of a family together).
+/// wants every series of a family together), in name order. One pass over
+/// the samples writes each series into its family's buffer (a handful), and
+/// the buffers are appended in order: grouping the series first cost an
+/// allocation per sample (70,000 per scrape with 10,000 http checks), and a
+/// pass per family re-read every check's samples from memory.
 fn render_samples(pairs: &[(&Slot, &RunRecord)], out: &mut Vec<u8>) {
-    let mut families: BTreeMap<&'static str, FamilySeries> = BTreeMap::new();
+    let mut families: Vec<(&'static Family, Vec<u8>)> = Vec::new();
+    let mut last = usize::MAX;
+    let mut extra = String::new();
     for (slot, run) in pairs {
         for sample in &run.outcome.samples {
-            families
-                .entry(sample.family.name)
-                .or_insert((sample.family, Vec::new()))
-                .1
-                .push((slot, sample));
-        }
-    }
-    let mut extra = String::new();
-    for (name, (family, series)) in families {
-        let kind = match family.kind {
-            FamilyType::Gauge => "gauge",
-            FamilyType::Counter => "counter",
-        };
-        let _ = write!(out, "# HELP {name} {}\n# TYPE {name} {kind}\n", family.help);
-        for (slot, sample) in series {
+            let f = sample.family;
+            let i = match families.get(last) {
+                Some((g, _)) if std::ptr::eq(*g, f) => last,
+                _ => match families
+                    .iter()
+                    .position(|(g, _)| std::ptr::eq(*g, f) || g.name == f.name)
+                {
+                    Some(i) => i,
+                    None => {
+                        families.push((f, Vec::with_capacity(pairs.len() * 64)));
+                        families.len() - 1
+                    }
+                },
+            };
+            last = i;
             extra.clear();
             for (k, v) in &sample.labels {
                 extra.push(',');
@@ -203,8 +193,18 @@ fn render_samples(pairs: &[(&Slot, &RunRecord)], out: &mut Vec<u8>) {
                 extra.push_str(&escape_label(v));
                 extra.push('"');
             }
-            line(out, name, slot, &extra, sample.value);
+            line(&mut families[i].1, f.name, slot, &extra, sample.value);
         }
+    }
+    families.sort_by_key(|(f, _)| f.name);
+    for (family, series) in families {
+        let name = family.name;
+        let kind = match family.kind {
+            FamilyType::Gauge => "gauge",
+            FamilyType::Counter => "counter",
+        };
+        let _ = write!(out, "# HELP {name} {}\n# TYPE {name} {kind}\n", family.help);
+        out.extend_from_slice(&series);
     }
 }
 
