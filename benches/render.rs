@@ -143,6 +143,13 @@ fn bench(c: &mut Criterion) {
     c.bench_function("render /metrics, 10k http checks", |b| {
         b.iter(|| black_box(exposition::render(&store, &metrics)))
     });
+    // The other half of the page's cost since checks write their own
+    // series: one http run recorded (counters, series text, state swap).
+    let slot = &store.slots()[7];
+    let run = slot.last().expect("recorded");
+    c.bench_function("record one http run", |b| {
+        b.iter(|| slot.record(black_box(RunRecord::clone(&run))))
+    });
 }
 
 criterion_group! {

@@ -41,7 +41,7 @@ pub struct Common {
     #[arg(long, global = true, value_name = "[PACK.]KEY=VALUE")]
     pub var: Vec<String>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(long, global = true, env = "HEALTHPROBE_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "HEALTHPROBE_LOG", default_value = "info", value_parser = log_filter)]
     pub log_level: String,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -96,4 +96,23 @@ pub enum Command {
         #[arg(long)]
         agent: bool,
     },
+}
+
+/// Checks a `--log-level`: a level, or a tracing filter such as
+/// `info,healthprobe::checks=debug`. A misspelt level is an error rather
+/// than a filter that silently matches nothing.
+fn log_filter(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let bare_word = |d: &str| !d.contains(['=', ':', '[']) && !d.is_empty();
+    for directive in s.split(',') {
+        let d = directive.trim();
+        if bare_word(d) && !LEVELS.contains(&d.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "`{d}` is not a level (error, warn, info, debug, trace, off) nor a filter such as `healthprobe=debug`"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a log filter: {e}"))
 }

@@ -61,10 +61,15 @@ fn return_large_allocations_to_the_os() {
 }
 
 fn init_logging(common: &Common) {
+    // `--log-level` was checked by the parser (cli::log_filter).
     let filter = tracing_subscriber::EnvFilter::try_new(&common.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: journald, `docker logs`
+    // and log files would show them as `[2m...[0m` noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(healthprobe::redact::RedactingStderr);
     match common.log_format {
         LogFormat::Json => builder.json().init(),

@@ -166,6 +166,28 @@ async fn guarded(
     resp
 }
 
+/// Builds a response from every check on the blocking pool, two at a time.
+///
+/// The JSON API and the status page walk every check: with 10,000 checks,
+/// tens of milliseconds of CPU each. On the async workers a client polling
+/// them would delay the checks' timers, as `/metrics` did before its shared
+/// render; here they queue behind each other and the scheduler keeps its
+/// workers.
+async fn off_the_workers<F>(build: F) -> Response<Body>
+where
+    F: FnOnce() -> Response<Body> + Send + 'static,
+{
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(_turn) = TURNS.acquire().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
+    };
+    match tokio::task::spawn_blocking(build).await {
+        Ok(response) => response,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n"),
+    }
+}
+
 /// Dispatches one request.
 pub async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -177,7 +199,14 @@ pub async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body>
             let a = agent.clone();
             let body = agent
                 .page
-                .page(move |size| exposition::render_sized(&a.store, &a.metrics, size))
+                .page(move |buf| {
+                    let started = std::time::Instant::now();
+                    let page = exposition::render_into(&a.store, &a.metrics, buf);
+                    a.metrics
+                        .render_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    page
+                })
                 .await;
             respond(StatusCode::OK, exposition::CONTENT_TYPE, body)
         }
@@ -190,35 +219,43 @@ pub async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body>
             }
         }
         "/api/v1/checks" if get => {
-            let mut views: Vec<CheckView> = agent
-                .store
-                .slots()
-                .iter()
-                .map(|s| CheckView::of_slot(s))
-                .collect();
-            views.sort_by_key(CheckView::sort_key);
-            let body = serde_json::to_vec_pretty(&serde_json::json!({ "checks": views }))
-                .unwrap_or_default();
-            respond(StatusCode::OK, "application/json", body)
+            let a = agent.clone();
+            off_the_workers(move || {
+                let mut views: Vec<CheckView> = a
+                    .store
+                    .slots()
+                    .iter()
+                    .map(|s| CheckView::of_slot(s))
+                    .collect();
+                views.sort_by_key(CheckView::sort_key);
+                let body = serde_json::to_vec_pretty(&serde_json::json!({ "checks": views }))
+                    .unwrap_or_default();
+                respond(StatusCode::OK, "application/json", body)
+            })
+            .await
         }
         "/probe" if get => probe(agent, &query).await,
         "/" if get => {
-            let views: Vec<CheckView> = agent
-                .store
-                .slots()
-                .iter()
-                .map(|s| CheckView::of_slot(s))
-                .collect();
-            let page = crate::status_page::render(
-                &agent.packs(),
-                &views,
-                &crate::status_page::Context::here(),
-            );
-            respond(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                page.into_bytes(),
-            )
+            let a = agent.clone();
+            off_the_workers(move || {
+                let views: Vec<CheckView> = a
+                    .store
+                    .slots()
+                    .iter()
+                    .map(|s| CheckView::of_slot(s))
+                    .collect();
+                let page = crate::status_page::render(
+                    &a.packs(),
+                    &views,
+                    &crate::status_page::Context::here(),
+                );
+                respond(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    page.into_bytes(),
+                )
+            })
+            .await
         }
         p if p.starts_with("/push/") => push(agent, req).await,
         "/-/reload" if method == Method::POST || method == Method::PUT => {

@@ -3,14 +3,14 @@
 //! a probe. Each check has a [`Slot`]; the set of slots is swapped whole on
 //! reload, and a slot kept across reloads keeps its counters.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 
 use crate::checks::Outcome;
 use crate::config::CheckMeta;
+use crate::exposition::series::{Facts, SlotSeries};
 
 /// One finished run.
 #[derive(Clone, Debug)]
@@ -43,11 +43,23 @@ pub struct Slot {
     /// `,kind="...",severity="...",title="...",doc="..."` of
     /// `healthprobe_check_info`, escaped once too.
     pub info_labels: Box<str>,
-    last: ArcSwapOption<RunRecord>,
-    /// Unix seconds of the last success as f64 bits; 0 when never.
-    last_success: AtomicU64,
-    successes: AtomicU64,
-    failures: AtomicU64,
+    state: ArcSwap<State>,
+    /// Held by [`Slot::record`], so that two runs recorded at once (the
+    /// scheduler is the only writer today) cannot lose a count.
+    writer: Mutex<()>,
+}
+
+/// What a check has done so far, swapped whole at each run: a reader sees
+/// the counters, the last run and their series from the same moment.
+pub struct State {
+    pub run: Option<Arc<RunRecord>>,
+    /// Unix seconds of the end of the last successful run.
+    pub last_success: Option<f64>,
+    pub successes: u64,
+    pub failures: u64,
+    /// The check's series in the exposition format, written here once per
+    /// run rather than by every scrape.
+    pub series: SlotSeries,
 }
 
 impl Slot {
@@ -64,46 +76,74 @@ impl Slot {
             crate::exposition::escape_label(&meta.title),
             crate::exposition::escape_label(&meta.doc)
         );
+        let series = SlotSeries::new(&Facts {
+            labels: &labels,
+            info_labels: &info_labels,
+            interval: meta.interval,
+            run: None,
+            last_success: None,
+            successes: 0,
+            failures: 0,
+        });
         Slot {
             meta: Arc::new(meta),
             labels: labels.into_boxed_str(),
             info_labels: info_labels.into_boxed_str(),
-            last: ArcSwapOption::empty(),
-            last_success: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            state: ArcSwap::from_pointee(State {
+                run: None,
+                last_success: None,
+                successes: 0,
+                failures: 0,
+                series,
+            }),
+            writer: Mutex::new(()),
         }
     }
 
-    /// Stores a finished run.
+    /// Stores a finished run and writes the check's series.
     pub fn record(&self, run: RunRecord) {
+        let _writing = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = self.state.load();
+        let (mut successes, mut failures, mut last_success) =
+            (prev.successes, prev.failures, prev.last_success);
         if run.outcome.success() {
-            self.successes.fetch_add(1, Ordering::Relaxed);
-            let end = unix_seconds(run.started + run.duration);
-            self.last_success.store(end.to_bits(), Ordering::Relaxed);
+            successes += 1;
+            last_success = Some(unix_seconds(run.started + run.duration));
         } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            failures += 1;
         }
-        self.last.store(Some(Arc::new(run)));
+        let series = SlotSeries::new(&Facts {
+            labels: &self.labels,
+            info_labels: &self.info_labels,
+            interval: self.meta.interval,
+            run: Some(&run),
+            last_success,
+            successes,
+            failures,
+        });
+        self.state.store(Arc::new(State {
+            run: Some(Arc::new(run)),
+            last_success,
+            successes,
+            failures,
+            series,
+        }));
+    }
+
+    /// The check's state as of its last run.
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
     }
 
     /// The last run, if any.
     pub fn last(&self) -> Option<Arc<RunRecord>> {
-        self.last.load_full()
-    }
-
-    /// Unix seconds of the end of the last successful run.
-    pub fn last_success(&self) -> Option<f64> {
-        let v = f64::from_bits(self.last_success.load(Ordering::Relaxed));
-        (v > 0.0).then_some(v)
+        self.state.load().run.clone()
     }
 
     /// `(successes, failures)` since the slot was made.
     pub fn runs(&self) -> (u64, u64) {
-        (
-            self.successes.load(Ordering::Relaxed),
-            self.failures.load(Ordering::Relaxed),
-        )
+        let state = self.state.load();
+        (state.successes, state.failures)
     }
 }
 

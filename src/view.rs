@@ -49,11 +49,11 @@ pub struct CheckView {
 impl CheckView {
     /// The view of a stored check.
     pub fn of_slot(slot: &Slot) -> CheckView {
-        let (ok, failed) = slot.runs();
-        let mut v = CheckView::of(&slot.meta, slot.last().as_deref());
-        v.last_success_timestamp = slot.last_success();
-        v.runs_success = ok;
-        v.runs_failure = failed;
+        let state = slot.state();
+        let mut v = CheckView::of(&slot.meta, state.run.as_deref());
+        v.last_success_timestamp = state.last_success;
+        v.runs_success = state.successes;
+        v.runs_failure = state.failures;
         v
     }
 

@@ -91,6 +91,16 @@ pub enum FamilyType {
     Counter,
 }
 
+impl FamilyType {
+    /// The type's name in a `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyType::Gauge => "gauge",
+            FamilyType::Counter => "counter",
+        }
+    }
+}
+
 /// A kind-specific metric family, declared once as a `static` by the kind that
 /// exports it (for example `healthprobe_http_phase_duration_seconds`).
 #[derive(Debug)]

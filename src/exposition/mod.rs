@@ -2,21 +2,23 @@
 //!
 //! Two halves. The agent's own metrics (build info, reload status, scheduler
 //! lag histogram, `process_*`) live in a `prometheus` crate registry
-//! ([`SelfMetrics`]). The check families are written straight from the
-//! [`Store`](crate::store::Store) at scrape time by [`checks::render`]: with
-//! 10,000 checks that is ~100,000 series, and building the `prometheus`
-//! crate's protobuf-shaped `MetricFamily` values for them on every scrape
-//! costs far more than writing the text format once (see BENCHMARKS.md).
-//! Both halves follow the same text format and `promtool check metrics` checks
-//! the whole.
+//! ([`SelfMetrics`]). The check families are text each check writes when it
+//! runs ([`series::SlotSeries`], kept in its [`Slot`](crate::store::Slot)),
+//! and a scrape copies them into the page family by family
+//! ([`checks::render`]): with 10,000 checks that is ~160,000 series, and
+//! building the `prometheus` crate's protobuf-shaped `MetricFamily` values
+//! for them, or even formatting them, on every scrape costs far more (see
+//! BENCHMARKS.md). Both halves follow the same text format and
+//! `promtool check metrics` checks the whole.
 
 pub mod checks;
 pub mod self_metrics;
+pub mod series;
 
 pub use self_metrics::SelfMetrics;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -27,17 +29,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders the whole `/metrics` page.
 pub fn render(store: &Store, self_metrics: &SelfMetrics) -> Vec<u8> {
-    render_sized(store, self_metrics, 0)
+    render_into(store, self_metrics, Vec::new())
 }
 
-/// Same, into a buffer of at least `capacity` bytes (the last page's size
-/// and some room: a buffer that has to grow doubles, and a page of 11 MB
-/// would then hold 18 MB for as long as it is being sent).
-pub fn render_sized(store: &Store, self_metrics: &SelfMetrics, capacity: usize) -> Vec<u8> {
-    let slots = store.slots();
-    let mut out = Vec::with_capacity(capacity.max(1024 + slots.len() * 900));
-    checks::render(&slots, &mut out);
-    self_metrics.render(&mut out);
+/// Same, appended to `out` (a buffer kept from an earlier page).
+pub fn render_into(store: &Store, self_metrics: &SelfMetrics, mut out: Vec<u8>) -> Vec<u8> {
+    let mut own = Vec::new();
+    self_metrics.render(&mut own);
+    checks::render(&store.slots(), &mut out, own.len());
+    out.extend_from_slice(&own);
     out
 }
 
@@ -45,13 +45,13 @@ pub fn render_sized(store: &Store, self_metrics: &SelfMetrics, capacity: usize) 
 /// time, on the blocking pool, shared by every scrape that arrived before it
 /// began.
 ///
-/// With 10,000 checks a render is a ~10 MB page and tens of milliseconds of
-/// CPU. Rendered on the async workers once per scrape, 20 concurrent
-/// scrapers kept every worker busy rendering and starved the scheduler
-/// (the soak test saw 91% of the runs missed and a lag over 10 s). Here the
-/// rendering takes at most one core, never an async worker, and N scrapes
-/// cost one render. A scrape never gets a page rendered before it arrived:
-/// it waits for the render in progress to end and shares the next one.
+/// With 10,000 checks a page is 13.5 MB. Rendered on the async workers once
+/// per scrape, 20 concurrent scrapers kept every worker busy rendering and
+/// starved the scheduler (the soak test saw 91% of the runs missed and a lag
+/// over 10 s). Here the rendering takes at most one core, never an async
+/// worker, and N scrapes cost one render. A scrape never gets a page
+/// rendered before it arrived: it waits for the render in progress to end
+/// and shares the next one.
 #[derive(Default)]
 pub struct SharedRender {
     /// Held while rendering: one render at a time, first come first served.
@@ -61,17 +61,17 @@ pub struct SharedRender {
     /// The last page and its number, kept while scrapes wait for it.
     last: Mutex<Option<(u64, Bytes)>>,
     waiting: AtomicUsize,
-    /// The size of the last page, to size the next one's buffer.
-    last_len: AtomicUsize,
+    /// The buffer of a page every scrape is done with, for the next page.
+    spare: Arc<Mutex<Vec<u8>>>,
 }
 
 impl SharedRender {
     /// The page: shared with a render that began after this call, or made
-    /// now with `render` (on the blocking pool), which is given a buffer size
-    /// to start with.
+    /// now with `render` (on the blocking pool), which appends it to the
+    /// empty buffer it is given.
     pub async fn page<F>(&self, render: F) -> Bytes
     where
-        F: FnOnce(usize) -> Vec<u8> + Send + 'static,
+        F: FnOnce(Vec<u8>) -> Vec<u8> + Send + 'static,
     {
         let arrived = self.started.load(Ordering::Acquire);
         self.waiting.fetch_add(1, Ordering::AcqRel);
@@ -83,16 +83,43 @@ impl SharedRender {
             return page.clone();
         }
         let n = self.started.fetch_add(1, Ordering::AcqRel) + 1;
-        let len = self.last_len.load(Ordering::Relaxed);
-        let page = match tokio::task::spawn_blocking(move || render(len + len / 16)).await {
-            Ok(page) => {
-                self.last_len.store(page.len(), Ordering::Relaxed);
-                Bytes::from(page)
-            }
+        let buf = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        let page = match tokio::task::spawn_blocking(move || render(buf)).await {
+            Ok(page) => Bytes::from_owner(Page {
+                buf: page,
+                spare: self.spare.clone(),
+            }),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((n, page.clone()));
         page
+    }
+}
+
+/// A page being sent. When every scrape is done with it, its buffer goes
+/// back for the next page: a new buffer of a few MB is new pages from the
+/// kernel (glibc's mmap threshold is fixed at 1 MiB, main.rs), each one
+/// faulted in and zeroed, and that was a fifth of a scrape's CPU with
+/// 10,000 checks.
+struct Page {
+    buf: Vec<u8>,
+    spare: Arc<Mutex<Vec<u8>>>,
+}
+
+impl AsRef<[u8]> for Page {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.capacity() > spare.capacity() {
+            *spare = buf;
+        }
     }
 }
 
@@ -147,11 +174,10 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// A render that takes 100 ms and returns its own number.
-    fn numbered(count: &Arc<AtomicU64>) -> impl FnOnce(usize) -> Vec<u8> + Send + 'static {
+    fn numbered(count: &Arc<AtomicU64>) -> impl FnOnce(Vec<u8>) -> Vec<u8> + Send + 'static {
         let count = count.clone();
         move |_| {
             let n = count.fetch_add(1, Ordering::SeqCst) + 1;
@@ -180,6 +206,38 @@ mod tests {
         // Idle: the page is not kept; the next scrape renders anew.
         assert!(shared.last.lock().unwrap().is_none());
         assert_eq!(scrape(&shared).await.unwrap(), "3");
+    }
+
+    #[tokio::test]
+    async fn a_page_every_scrape_is_done_with_lends_its_buffer_to_the_next() {
+        let shared = SharedRender::default();
+        let first = shared
+            .page(|mut buf| {
+                assert_eq!(buf.capacity(), 0, "nothing to reuse yet");
+                buf.extend_from_slice(&[b'x'; 100_000]);
+                buf
+            })
+            .await;
+        let ptr = first.as_ptr() as usize;
+        // Still being sent: the next page gets a buffer of its own.
+        let second = shared
+            .page(|mut buf| {
+                assert_eq!(buf.capacity(), 0);
+                buf.push(b'y');
+                buf
+            })
+            .await;
+        drop(first);
+        drop(second);
+        let third = shared
+            .page(move |mut buf| {
+                assert!(buf.is_empty() && buf.capacity() >= 100_000);
+                assert_eq!(buf.as_ptr() as usize, ptr, "the first page's buffer");
+                buf.push(b'z');
+                buf
+            })
+            .await;
+        assert_eq!(&third[..], b"z");
     }
 
     #[test]

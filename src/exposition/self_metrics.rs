@@ -11,6 +11,9 @@ pub struct SelfMetrics {
     pub reload_success_timestamp: Gauge,
     pub checks_configured: IntGaugeVec,
     pub scheduler_lag: Histogram,
+    /// How long the `/metrics` page took to put together (not to send): the
+    /// figure to watch with tens of thousands of checks (BENCHMARKS.md).
+    pub render_duration: Histogram,
 }
 
 impl SelfMetrics {
@@ -52,6 +55,16 @@ impl SelfMetrics {
                 .buckets(vec![0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )
         .expect("metric");
+        let render_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "healthprobe_metrics_render_duration_seconds",
+                "How long the /metrics page took to put together, without sending it.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )
+        .expect("metric");
         registry.register(Box::new(build)).expect("register");
         registry
             .register(Box::new(reload_successful.clone()))
@@ -65,6 +78,9 @@ impl SelfMetrics {
         registry
             .register(Box::new(scheduler_lag.clone()))
             .expect("register");
+        registry
+            .register(Box::new(render_duration.clone()))
+            .expect("register");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -77,6 +93,7 @@ impl SelfMetrics {
             reload_success_timestamp,
             checks_configured,
             scheduler_lag,
+            render_duration,
         }
     }
 

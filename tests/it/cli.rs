@@ -110,6 +110,29 @@ fn bad_usage_exits_2() {
     let out = healthprobe(&["run", "--listen", "not-an-address"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`not-an-address` is not an address"));
+    for (level, says) in [
+        ("verbose", "`verbose` is not a level"),
+        ("healthprobe=loud", "not a log filter"),
+    ] {
+        let out = healthprobe(&["validate", "--log-level", level]);
+        assert_eq!(out.status.code(), Some(2), "--log-level {level}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "--log-level {level}: {stderr}");
+    }
+}
+
+/// Logs written to a pipe or a file (journald, `docker logs`) carry no
+/// terminal colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = pack_dir(PASSING);
+    let agent = AgentProcess::start(&["--checks", dir.path().to_str().unwrap()]);
+    let logs = agent.log_tail(50);
+    assert!(logs.contains("healthprobe is listening"), "{logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "colour codes in piped logs: {logs:?}"
+    );
 }
 
 #[test]

@@ -158,24 +158,92 @@ fn var_flags_are_checked() {
     );
 }
 
+/// Every check of every built-in pack loads: deserialized, interpolated and
+/// validated like a user's pack, not just parsed. Checks switch themselves
+/// off by the app's `.env` (a phantom PDF generator excludes snappdf, SMTP
+/// with a login excludes the one without), so each pack is loaded with a
+/// few `.env` files between which every check is on at least once.
 #[test]
-fn the_builtin_packs_are_valid() {
-    let opts = Options {
-        packs: healthprobe::config::load::BUILTIN_PACKS
-            .iter()
-            .map(|(f, _)| f.trim_end_matches(".yaml").to_string())
-            .collect(),
-        ..Default::default()
-    };
-    // Built-in packs that read an app's .env need it present; they are
-    // validated against fixture installs in their own tests. Here: parse only.
-    for (file, text) in healthprobe::config::load::BUILTIN_PACKS {
-        assert!(
-            healthprobe::config::yaml::parse(text).is_ok(),
-            "{file} parses"
+fn every_check_of_the_builtin_packs_loads() {
+    let app = crate::support::tempdir("builtin-app");
+    let docker_socket = app.path().join("docker.sock");
+    std::fs::write(&docker_socket, "").unwrap();
+    let root = app.path().to_str().unwrap();
+    let invoiceninja_envs = [
+        "QUEUE_CONNECTION=database\nINTERNAL_QUEUE_ENABLED=false\nPDF_GENERATOR=snappdf\n\
+         MAIL_MAILER=smtp\nMAIL_USERNAME=ninja\nMAIL_PASSWORD=secret\nAPP_ENV=production\nAPP_DEBUG=false\n",
+        "PDF_GENERATOR=phantom\nMAIL_MAILER=smtp\nMAIL_USERNAME=\n",
+    ];
+    let cases: [(&str, &str, &[&str], &[&str]); 4] = [
+        ("host", "", &[""], &[]),
+        (
+            "invoiceninja",
+            ".env",
+            &invoiceninja_envs,
+            &["pdf_url=http://127.0.0.1/x.pdf"],
+        ),
+        (
+            "mastodon",
+            ".env.production",
+            &["RAILS_ENV=production\n"],
+            &[],
+        ),
+        (
+            "openhands",
+            "",
+            &[""],
+            &["llm_base_url=http://127.0.0.1:8000/v1", "llm_model=m"],
+        ),
+    ];
+    let sources: std::collections::HashMap<&str, &str> = healthprobe::config::load::BUILTIN_PACKS
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(sources.len(), cases.len(), "a case per built-in pack");
+    for (pack, env_file, envs, vars) in cases {
+        let text = sources[format!("{pack}.yaml").as_str()];
+        let declared = text.lines().filter(|l| l.starts_with("  - name: ")).count();
+        let mut loaded = std::collections::BTreeSet::new();
+        for env in envs {
+            if !env_file.is_empty() {
+                std::fs::write(app.path().join(env_file), env).unwrap();
+            }
+            let mut all_vars: Vec<String> = vars.iter().map(|v| format!("{pack}.{v}")).collect();
+            if pack != "host" {
+                all_vars.push(format!("{pack}.root={root}"));
+            }
+            let opts = Options {
+                packs: vec![pack.to_string()],
+                vars: all_vars,
+                ..Default::default()
+            };
+            let socket = docker_socket.to_str().unwrap().to_string();
+            let env_lookup = move |k: &str| (k == "DOCKER_SOCKET").then(|| socket.clone());
+            let got = match config::load_with_env(&opts, &env_lookup) {
+                Ok(got) => got,
+                Err(e) => panic!("{pack} with .env {env:?}: {e}"),
+            };
+            let ours = |p: &str| p == pack;
+            let on = got.checks.iter().filter(|c| ours(&c.meta.pack)).count();
+            let off = got.skipped.iter().filter(|s| ours(&s.pack)).count();
+            assert_eq!(
+                on + off,
+                declared,
+                "{pack}: every check is on or off, and says why"
+            );
+            loaded.extend(
+                got.checks
+                    .iter()
+                    .filter(|c| ours(&c.meta.pack))
+                    .map(|c| c.meta.name.clone()),
+            );
+        }
+        assert_eq!(
+            loaded.len(),
+            declared,
+            "{pack}: each check loaded at least once: {loaded:?}"
         );
     }
-    let _ = opts;
 }
 
 #[test]

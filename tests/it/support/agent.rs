@@ -68,7 +68,9 @@ impl AgentProcess {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args);
-        cmd.env_remove("HEALTHPROBE_CONFIG");
+        // NO_COLOR from the test's environment would hide whether the
+        // agent itself leaves colour out of piped logs.
+        cmd.env_remove("HEALTHPROBE_CONFIG").env_remove("NO_COLOR");
         for (k, v) in env {
             cmd.env(k, v);
         }
