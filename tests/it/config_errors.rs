@@ -171,7 +171,7 @@ fn every_check_of_the_builtin_packs_loads() {
     let root = app.path().to_str().unwrap();
     let invoiceninja_envs = [
         "QUEUE_CONNECTION=database\nINTERNAL_QUEUE_ENABLED=false\nPDF_GENERATOR=snappdf\n\
-         MAIL_MAILER=smtp\nMAIL_USERNAME=ninja\nMAIL_PASSWORD=secret\nAPP_ENV=production\nAPP_DEBUG=false\n",
+         MAIL_MAILER=smtp\nMAIL_USERNAME=ninja\nMAIL_PASSWORD=pw-3f9c1e-builtin-packs\nAPP_ENV=production\nAPP_DEBUG=false\n",
         "PDF_GENERATOR=phantom\nMAIL_MAILER=smtp\nMAIL_USERNAME=\n",
     ];
     let cases: [(&str, &str, &[&str], &[&str]); 4] = [
