@@ -15,6 +15,12 @@
 //! `rustls-native-certs`), or, when `ca_file` is given, only the CAs in that
 //! file (the usual meaning of "this service uses our private CA"; it also
 //! keeps a public CA from vouching for a private service).
+//!
+//! The database kinds (`mysql`, `postgres`), whose drivers run the handshake
+//! themselves, take the pieces that are not about the `tls:` block from here
+//! too: the crypto provider, the system's roots, the start of a client
+//! configuration, the `verify: false` verifier and [`find_rustls_error`].
+//! `support::database::tls` keeps only their block's wording.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,7 +32,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore};
+use rustls::{
+    CertificateError, ClientConfig, ConfigBuilder, DigitallySignedStruct, OtherError,
+    RootCertStore, WantsVerifier,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -78,35 +87,62 @@ impl Default for TlsOptions {
     }
 }
 
-/// The crypto provider (ring), shared.
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider (ring), shared by every TLS client of the process.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
         .clone()
 }
 
-/// The system's trusted roots, read once per process.
-fn system_roots() -> Result<Arc<RootCertStore>, String> {
-    static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let found = rustls_native_certs::load_native_certs();
-            let mut store = RootCertStore::empty();
-            let (added, _) = store.add_parsable_certificates(found.certs);
-            if added == 0 {
-                let why = found
-                    .errors
-                    .first()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "this host has no trusted root certificates{why}: install the \
-                     `ca-certificates` package, or set tls.ca_file"
-                ));
-            }
+/// Makes sure rustls has its process-wide crypto provider (the same ring
+/// provider): the MySQL driver builds its TLS config with rustls' default
+/// builder. The binary installs it at start; this covers tests and library
+/// use.
+pub(crate) fn ensure_default_provider() {
+    let _ = (*provider()).clone().install_default();
+}
+
+/// The start of every client configuration: the shared provider and its safe
+/// default protocol versions (TLS 1.2 and 1.3).
+pub(crate) fn client_config_builder()
+-> Result<ConfigBuilder<ClientConfig, WantsVerifier>, rustls::Error> {
+    ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()
+}
+
+/// The system's trust store, read once per process with
+/// `rustls-native-certs` (it reads files: the first call blocks).
+pub(crate) struct SystemRoots {
+    /// The certificates as found, for drivers that take DER certificates
+    /// rather than a rustls store (the database kinds).
+    pub(crate) certs: Vec<CertificateDer<'static>>,
+    /// The usable ones, or why there are none.
+    store: Result<Arc<RootCertStore>, String>,
+}
+
+pub(crate) fn system_roots() -> &'static SystemRoots {
+    static ROOTS: OnceLock<SystemRoots> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _) = store.add_parsable_certificates(found.certs.iter().cloned());
+        let store = if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            Err(format!(
+                "this host has no trusted root certificates{why}: install the \
+                 `ca-certificates` package, or set tls.ca_file"
+            ))
+        } else {
             Ok(Arc::new(store))
-        })
-        .clone()
+        };
+        SystemRoots {
+            certs: found.certs,
+            store,
+        }
+    })
 }
 
 /// Reads every certificate of a PEM file.
@@ -212,21 +248,19 @@ impl TlsClient {
                 }
             }
         } else {
-            match system_roots() {
-                Ok(roots) => roots_trust(roots, "the system's trusted roots".into()),
-                Err(e) => Trust::Nothing(e),
+            match &system_roots().store {
+                Ok(roots) => roots_trust(roots.clone(), "the system's trusted roots".into()),
+                Err(e) => Trust::Nothing(e.clone()),
             }
         };
         if !errors.is_empty() {
             return Err(errors);
         }
-        let provider = provider();
         let verifier = Verifier {
             trust,
-            provider: provider.clone(),
+            provider: provider(),
         };
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let mut config = client_config_builder()
             .map_err(|e| vec![FieldError::new(path, format!("TLS set-up failed: {e}"))])?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
@@ -511,6 +545,16 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// The verifier of `verify: false`, for kinds whose driver takes a rustls
+/// configuration: encrypt, but accept any certificate (the signatures of the
+/// handshake are still checked).
+pub(crate) fn accept_any_certificate() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(Verifier {
+        trust: Trust::Off,
+        provider: provider(),
+    })
+}
+
 fn other(message: String, cert: Option<CertInfo>) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(VerifyError {
         message,
@@ -614,10 +658,7 @@ fn explain(
 /// Turns a failed handshake into a [`Failure`] (`tls_error`, or the I/O
 /// reason when the connection itself broke).
 pub fn handshake_failure(e: &std::io::Error, peer: SocketAddr) -> Failure {
-    if let Some(re) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    if let Some(re) = find_rustls_error(e) {
         if let rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(o))) = re
             && let Some(v) = o.downcast_ref::<VerifyError>()
         {
@@ -644,6 +685,27 @@ pub fn handshake_failure(e: &std::io::Error, peer: SocketAddr) -> Failure {
             format!("TLS handshake with {peer} failed: {e}"),
         ),
     }
+}
+
+/// The rustls error somewhere in `err`'s chain (also inside an `io::Error`,
+/// where tokio-rustls and the database drivers put it).
+pub fn find_rustls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// Words a rustls error seen during a handshake with `peer`.
@@ -717,6 +779,26 @@ mod tests {
         };
         let errs = TlsClient::build(&opts, Some(dir.path()), &[], "tls").unwrap_err();
         assert!(errs[0].message.contains("holds no certificate"), "{errs:?}");
+    }
+
+    #[test]
+    fn handshake_failure_finds_the_rustls_error_inside_io() {
+        let peer: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::NoCertificatesPresented,
+        );
+        let f = handshake_failure(&io, peer);
+        assert_eq!(f.reason, Reason::TlsError);
+        assert_eq!(f.message, "127.0.0.1:443 presented no TLS certificate");
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert!(find_rustls_error(&eof).is_none());
+        let f = handshake_failure(&eof, peer);
+        assert_eq!(f.reason, Reason::TlsError);
+        assert!(
+            f.message
+                .contains("closed the connection during the TLS handshake")
+        );
     }
 
     #[test]

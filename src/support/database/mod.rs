@@ -1167,12 +1167,5 @@ pub(crate) fn io_error(io: &std::io::Error, conn: &Connection, step: Step) -> Db
     }
 }
 
-/// Makes sure rustls has its process-wide crypto provider (ring): the MySQL
-/// driver builds its TLS config with rustls' default builder. The binary
-/// installs it at start; this covers tests and library use.
-pub(crate) fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 #[cfg(test)]
 mod tests;

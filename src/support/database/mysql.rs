@@ -10,6 +10,7 @@ use mysql_async::{Conn, DriverError, IoError, OptsBuilder, Row, SslOpts, Value};
 
 use super::{Connection, DbError, Endpoint, Rows, Step, during, io_error, tls};
 use crate::checks::Reason;
+use crate::support::tls::{ensure_default_provider, find_rustls_error};
 
 pub(super) async fn connect(
     conn: &Connection,
@@ -36,7 +37,7 @@ pub(super) async fn connect(
         }
     }
     if let Some(t) = &conn.tls {
-        super::ensure_crypto_provider();
+        ensure_default_provider();
         let roots = tls::trusted_roots(t).await?;
         let ssl = SslOpts::default()
             .with_root_certs(roots.into_iter().map(|c| c.to_vec().into()).collect())
@@ -158,14 +159,14 @@ pub(super) fn classify(e: &mysql_async::Error, conn: &Connection, step: Step) ->
         }
         mysql_async::Error::Io(IoError::Tls(t)) => {
             let host = tls_host(conn);
-            let text = match tls::find_rustls_error(t) {
+            let text = match find_rustls_error(t) {
                 Some(r) => tls::describe(r, &host),
                 None => t.to_string(),
             };
             DbError::new(Reason::TlsError, format!("TLS to {server} failed: {text}"))
         }
         mysql_async::Error::Io(IoError::Io(io)) => {
-            if let Some(r) = tls::find_rustls_error(io) {
+            if let Some(r) = find_rustls_error(io) {
                 return DbError::new(
                     Reason::TlsError,
                     format!(

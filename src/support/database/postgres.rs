@@ -12,6 +12,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::{Connection, DbError, Endpoint, Rows, Step, during, io_error, tls};
 use crate::checks::Reason;
+use crate::support::tls::find_rustls_error;
 
 /// A client and the task that drives its connection.
 pub(crate) struct PgSession {
@@ -205,7 +206,7 @@ fn classify(e: &tokio_postgres::Error, conn: &Connection, step: Step) -> DbError
         Endpoint::Tcp { host, .. } => host.as_str(),
         Endpoint::Socket { .. } => "",
     };
-    if let Some(r) = tls::find_rustls_error(e) {
+    if let Some(r) = find_rustls_error(e) {
         return DbError::new(
             Reason::TlsError,
             format!("TLS to {server} failed: {}", tls::describe(r, host)),

@@ -1,20 +1,18 @@
-//! TLS material for the database drivers (rustls with ring) and TLS failures
-//! in words: "certificate verify failed: unknown authority" rather than
-//! `InvalidCertificate(UnknownIssuer)`.
+//! TLS material for the database drivers and TLS failures in words:
+//! "certificate verify failed: unknown authority" rather than
+//! `InvalidCertificate(UnknownIssuer)`. What is not about the database `tls:`
+//! block (crypto provider, system roots, the `verify: false` verifier) comes
+//! from [`crate::support::tls`].
 
-use std::error::Error as StdError;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 use super::{DbError, TlsSettings};
 use crate::checks::Reason;
+use crate::support::tls::{accept_any_certificate, client_config_builder, system_roots};
 
 /// The certificates to trust: those of `ca_file`, else the system's.
 pub(super) async fn trusted_roots(
@@ -23,7 +21,7 @@ pub(super) async fn trusted_roots(
     match &tls.ca_file {
         Some(path) => load_ca_file(path).await,
         None => {
-            let roots = tokio::task::spawn_blocking(|| system_roots().to_vec())
+            let roots = tokio::task::spawn_blocking(|| system_roots().certs.clone())
                 .await
                 .unwrap_or_default();
             if roots.is_empty() && tls.verify {
@@ -35,11 +33,6 @@ pub(super) async fn trusted_roots(
             Ok(roots)
         }
     }
-}
-
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 async fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, DbError> {
@@ -73,9 +66,7 @@ pub(super) fn client_config(
     tls: &TlsSettings,
     roots: Vec<CertificateDer<'static>>,
 ) -> Result<ClientConfig, DbError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+    let builder = client_config_builder()
         .map_err(|e| DbError::new(Reason::InternalError, format!("TLS setup: {e}")))?;
     let config = if tls.verify {
         let mut store = RootCertStore::empty();
@@ -84,80 +75,10 @@ pub(super) fn client_config(
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(accept_any_certificate())
             .with_no_client_auth()
     };
     Ok(config)
-}
-
-/// `tls.verify: false`: encrypt, but accept any certificate (the signature
-/// of the handshake is still checked).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The rustls error somewhere in `err`'s chain (also inside an `io::Error`).
-pub(super) fn find_rustls_error<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> Option<&'a rustls::Error> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            return Some(r);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(r) = inner.downcast_ref::<rustls::Error>()
-        {
-            return Some(r);
-        }
-        cur = e.source();
-    }
-    None
 }
 
 /// A TLS failure in words, naming the host the certificate was checked for.
@@ -203,7 +124,7 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(CertificateError::Expired),
         );
-        let found = find_rustls_error(&io).unwrap();
+        let found = crate::support::tls::find_rustls_error(&io).unwrap();
         assert!(describe(found, "h").contains("expired"));
     }
 }
