@@ -552,6 +552,16 @@ def test_web_config_tls_and_basic_auth(chart):
     assert "-u USER" in r["healthprobe/templates/NOTES.txt"]
 
 
+def test_web_config_tls_with_tls_config_removed(chart):
+    """`serviceMonitor.tlsConfig: null` (Helm deletes the key) still scrapes
+    https, checking the Service's name against the system roots."""
+    values = copy.deepcopy(COMBOS["web-tls"])
+    values["serviceMonitor"]["tlsConfig"] = None
+    ep = endpoint(render(chart, values))
+    assert ep["scheme"] == "https"
+    assert ep["tlsConfig"] == {"serverName": f"{FULLNAME}.{NAMESPACE}.svc", "insecureSkipVerify": False}
+
+
 def test_web_config_basic_auth_without_tls(chart):
     """Basic auth alone: plain HTTP probes and scrape, with credentials."""
     r = render(chart, COMBOS["web-basic-auth"])

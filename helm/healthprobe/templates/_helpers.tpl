@@ -90,10 +90,10 @@ values.schema.json refuses them too; these messages also hold with
 {{- if and $web.requireClientCert (not $web.tls) -}}
 {{- fail "webConfig.requireClientCert is true but webConfig.tls is false: client certificates need TLS (tls_server_config in the web-config file)" -}}
 {{- end -}}
-{{- if and $sm.enabled $web.basicAuth (not $sm.basicAuth.secretName) -}}
+{{- if and $sm.enabled $web.basicAuth (not (dig "basicAuth" "secretName" "" $sm)) -}}
 {{- fail "webConfig.basicAuth is true but serviceMonitor.basicAuth.secretName is empty: Prometheus would get 401 on every scrape; name a Secret with the user name and password (keys serviceMonitor.basicAuth.usernameKey and passwordKey)" -}}
 {{- end -}}
-{{- if and $sm.enabled $web.requireClientCert (not (and $sm.tlsConfig.cert $sm.tlsConfig.keySecret)) -}}
+{{- if and $sm.enabled $web.requireClientCert (not (and (dig "tlsConfig" "cert" nil $sm) (dig "tlsConfig" "keySecret" nil $sm))) -}}
 {{- fail "webConfig.requireClientCert is true but serviceMonitor.tlsConfig.cert or keySecret is empty: Prometheus needs a client certificate and its key to scrape the agent" -}}
 {{- end -}}
 {{- end -}}
