@@ -14,6 +14,7 @@ import copy
 import filecmp
 import json
 import re
+import shutil
 from pathlib import Path
 
 import helm_python as helm
@@ -96,6 +97,40 @@ COMBOS = {
             }
         },
     },
+    # webConfig: TLS from a cert-manager style Secret projected next to the
+    # web-config file, scraped with the CA from a ConfigMap.
+    "web-tls": {
+        "webConfig": {"enabled": True, "secretName": "hp-web", "certSecretName": "hp-tls", "tls": True},
+        "serviceMonitor": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "tlsConfig": {"ca": {"configMap": {"name": "hp-ca", "key": "ca.crt"}}},
+        },
+    },
+    "web-tls-basic-auth": {
+        "kind": "DaemonSet",
+        "webConfig": {"enabled": True, "secretName": "hp-web", "file": "web.yml", "tls": True, "basicAuth": True},
+        "serviceMonitor": {
+            "enabled": True,
+            "tlsConfig": {"ca": {"secret": {"name": "hp-web", "key": "ca.crt"}}, "serverName": "healthprobe.example.internal"},
+            "basicAuth": {"secretName": "hp-scrape", "usernameKey": "user", "passwordKey": "pass"},
+        },
+    },
+    "web-client-cert": {
+        "webConfig": {"enabled": True, "secretName": "hp-web", "tls": True, "requireClientCert": True},
+        "serviceMonitor": {
+            "enabled": True,
+            "tlsConfig": {
+                "ca": {"secret": {"name": "hp-web", "key": "ca.crt"}},
+                "cert": {"secret": {"name": "prometheus-client", "key": "tls.crt"}},
+                "keySecret": {"name": "prometheus-client", "key": "tls.key"},
+            },
+        },
+    },
+    "web-basic-auth": {
+        "webConfig": {"enabled": True, "secretName": "hp-web", "basicAuth": True},
+        "serviceMonitor": {"enabled": True, "basicAuth": {"secretName": "hp-scrape"}},
+    },
 }
 
 
@@ -137,6 +172,22 @@ def container(rendered) -> dict:
     cs = workload(rendered)["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in cs] == ["healthprobe"]
     return cs[0]
+
+
+def web(values) -> dict:
+    """The webConfig of a values set, merged with the chart's defaults."""
+    w = {"enabled": False, "tls": False, "requireClientCert": False, "basicAuth": False}
+    return {**w, **values.get("webConfig", {})}
+
+
+def expected_probe_action(values, path) -> dict:
+    """What the chart must make of the default httpGet probe on `path`."""
+    w = web(values)
+    if w["enabled"] and w["tls"] and w["requireClientCert"]:
+        return {"tcpSocket": {"port": "http"}}
+    if w["enabled"] and w["tls"]:
+        return {"httpGet": {"path": path, "port": "http", "scheme": "HTTPS"}}
+    return {"httpGet": {"path": path, "port": "http"}}
 
 
 # ------------------------------------------------------------------- tests
@@ -222,8 +273,9 @@ def test_secure_by_default(chart, combo):
 def test_probes_ports_and_args(chart, combo):
     r = render(chart, COMBOS[combo])
     c = container(r)
-    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+    for probe, path in (("livenessProbe", "/-/healthy"), ("readinessProbe", "/-/ready")):
+        action = expected_probe_action(COMBOS[combo], path)
+        assert {k: v for k, v in c[probe].items() if k in ("httpGet", "tcpSocket", "exec", "grpc")} == action
     assert c["ports"] == [{"name": "http", "containerPort": 9464, "protocol": "TCP"}]
     assert c["image"] == "ghcr.io/healthprobe/healthprobe:" + helm.Chart.load(CHART).metadata["appVersion"]
     assert c["args"][:5] == ["run", "--config", "/etc/healthprobe/healthprobe.yaml", "--listen", "0.0.0.0:9464"]
@@ -408,6 +460,189 @@ def test_render_enforces_the_schema(chart):
         chart.render({"env": [{"name": "DB_PASSWORD", "value": SECRET_SENTINEL}]}, name=RELEASE, namespace=NAMESPACE)
 
 
+# ------------------------------------------------------------- web config
+
+WEB_DIR = "/etc/healthprobe/web"
+# Fields of the Prometheus Operator's Endpoint, SafeTLSConfig and BasicAuth
+# (monitoring.coreos.com/v1) the chart may write.
+ENDPOINT_FIELDS = {"port", "path", "interval", "scrapeTimeout", "scheme", "tlsConfig", "basicAuth", "relabelings"}
+TLS_CONFIG_FIELDS = {"ca", "cert", "keySecret", "serverName", "insecureSkipVerify"}
+
+
+def endpoint(rendered) -> dict:
+    [ep] = one(rendered, "ServiceMonitor")["spec"]["endpoints"]
+    assert set(ep) <= ENDPOINT_FIELDS, set(ep) - ENDPOINT_FIELDS
+    return ep
+
+
+def test_web_config_is_off_by_default(chart):
+    """Defaults: no flag, no mount, plain HTTP probes and scrape, even with
+    tlsConfig / basicAuth values filled in (they only matter with webConfig)."""
+    assert chart.values["webConfig"]["enabled"] is False
+    values = copy.deepcopy(COMBOS["web-tls-basic-auth"]["serviceMonitor"])
+    r = render(chart, {"serviceMonitor": values})
+    c = container(r)
+    assert "--web.config.file" not in c["args"]
+    assert all(m["name"] != "web-config" for m in c["volumeMounts"])
+    assert all(v["name"] != "web-config" for v in workload(r)["spec"]["template"]["spec"]["volumes"])
+    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
+    ep = endpoint(r)
+    assert "scheme" not in ep and "tlsConfig" not in ep and "basicAuth" not in ep
+    assert "http://127.0.0.1:9464/" in r["healthprobe/templates/NOTES.txt"]
+
+
+def test_web_config_tls(chart):
+    """TLS: the flag points into the read-only mount of both Secrets, the
+    probes speak HTTPS on the same paths with the same timings, and
+    Prometheus scrapes https, checking the Service's DNS name against the CA
+    from a ConfigMap, with the chart's relabelings unchanged."""
+    r = render(chart, COMBOS["web-tls"])
+    c = container(r)
+    assert c["args"][5:] == ["--web.config.file", f"{WEB_DIR}/web-config.yml"]
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    # no subPath: kubelet's updates of the Secret (a renewed certificate) reach the agent
+    assert mounts["web-config"] == {"name": "web-config", "mountPath": WEB_DIR, "readOnly": True}
+    vols = {v["name"]: v for v in workload(r)["spec"]["template"]["spec"]["volumes"]}
+    assert vols["web-config"] == {
+        "name": "web-config",
+        "projected": {"defaultMode": 0o440, "sources": [{"secret": {"name": "hp-web"}}, {"secret": {"name": "hp-tls"}}]},
+    }
+    defaults = chart.values
+    for probe, path in (("livenessProbe", "/-/healthy"), ("readinessProbe", "/-/ready")):
+        assert c[probe]["httpGet"] == {"path": path, "port": "http", "scheme": "HTTPS"}
+        timings = {k: v for k, v in defaults[probe].items() if k != "httpGet"}
+        assert {k: v for k, v in c[probe].items() if k != "httpGet"} == timings
+
+    ep = endpoint(r)
+    assert ep["scheme"] == "https"
+    assert ep["tlsConfig"] == {
+        "serverName": f"{FULLNAME}.{NAMESPACE}.svc",
+        "insecureSkipVerify": False,
+        "ca": {"configMap": {"name": "hp-ca", "key": "ca.crt"}},
+    }
+    assert "basicAuth" not in ep
+    assert ep["relabelings"] == endpoint(render(chart, COMBOS["monitoring"]))["relabelings"]
+    notes = r["healthprobe/templates/NOTES.txt"]
+    assert "https://127.0.0.1:9464/" in notes and f"--resolve {FULLNAME}.{NAMESPACE}.svc:9464:127.0.0.1" in notes
+
+
+def test_web_config_tls_and_basic_auth(chart):
+    """TLS + basic auth: probes stay httpGet over HTTPS (the agent answers
+    /-/healthy and /-/ready without credentials), the scrape sends the user
+    and password from a Secret, the file key and serverName are the user's."""
+    r = render(chart, COMBOS["web-tls-basic-auth"])
+    c = container(r)
+    assert c["args"][5:] == ["--web.config.file", f"{WEB_DIR}/web.yml"]
+    vols = {v["name"]: v for v in workload(r)["spec"]["template"]["spec"]["volumes"]}
+    assert vols["web-config"]["projected"]["sources"] == [{"secret": {"name": "hp-web"}}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http", "scheme": "HTTPS"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http", "scheme": "HTTPS"}
+    ep = endpoint(r)
+    assert ep["scheme"] == "https"
+    assert ep["tlsConfig"] == {
+        "serverName": "healthprobe.example.internal",
+        "insecureSkipVerify": False,
+        "ca": {"secret": {"name": "hp-web", "key": "ca.crt"}},
+    }
+    assert ep["basicAuth"] == {
+        "username": {"name": "hp-scrape", "key": "user"},
+        "password": {"name": "hp-scrape", "key": "pass"},
+    }
+    assert {"action": "replace", "targetLabel": "job", "replacement": "healthprobe"} in ep["relabelings"]
+    assert "-u USER" in r["healthprobe/templates/NOTES.txt"]
+
+
+def test_web_config_tls_with_tls_config_removed(chart):
+    """`serviceMonitor.tlsConfig: null` (Helm deletes the key) still scrapes
+    https, checking the Service's name against the system roots."""
+    values = copy.deepcopy(COMBOS["web-tls"])
+    values["serviceMonitor"]["tlsConfig"] = None
+    ep = endpoint(render(chart, values))
+    assert ep["scheme"] == "https"
+    assert ep["tlsConfig"] == {"serverName": f"{FULLNAME}.{NAMESPACE}.svc", "insecureSkipVerify": False}
+
+
+def test_web_config_basic_auth_without_tls(chart):
+    """Basic auth alone: plain HTTP probes and scrape, with credentials."""
+    r = render(chart, COMBOS["web-basic-auth"])
+    c = container(r)
+    assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
+    ep = endpoint(r)
+    assert "scheme" not in ep and "tlsConfig" not in ep
+    assert ep["basicAuth"] == {
+        "username": {"name": "hp-scrape", "key": "username"},
+        "password": {"name": "hp-scrape", "key": "password"},
+    }
+
+
+def test_web_config_client_certificates(chart):
+    """RequireAndVerifyClientCert: kubelet cannot present a certificate, so
+    the probes are tcpSocket on the same port (timings kept); Prometheus
+    presents its client certificate and key."""
+    r = render(chart, COMBOS["web-client-cert"])
+    c = container(r)
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert "httpGet" not in c[probe]
+        assert c[probe]["tcpSocket"] == {"port": "http"}
+        assert c[probe]["periodSeconds"] == chart.values[probe]["periodSeconds"]
+    ep = endpoint(r)
+    assert set(ep["tlsConfig"]) <= TLS_CONFIG_FIELDS
+    assert ep["tlsConfig"]["cert"] == {"secret": {"name": "prometheus-client", "key": "tls.crt"}}
+    assert ep["tlsConfig"]["keySecret"] == {"name": "prometheus-client", "key": "tls.key"}
+    assert "--cert client.crt --key client.key" in r["healthprobe/templates/NOTES.txt"]
+
+
+def test_web_config_without_secret_is_refused(chart):
+    """enabled without secretName: install (which renders with the schema)
+    fails naming the key."""
+    bad = {"webConfig": {"enabled": True, "tls": True}}
+    with pytest.raises(helm.HelmValuesError) as e:
+        chart.render(copy.deepcopy(bad), name=RELEASE, namespace=NAMESPACE)
+    assert "at '/webConfig/secretName': minLength: got 0, want 1" in str(e.value)
+
+
+WEB_FAILS = {
+    "enabled without secretName": (
+        {"webConfig": {"enabled": True}},
+        "webConfig.enabled is true but webConfig.secretName is empty",
+    ),
+    "client certificates without TLS": (
+        {"webConfig": {"enabled": True, "secretName": "hp-web", "requireClientCert": True}},
+        "webConfig.requireClientCert is true but webConfig.tls is false",
+    ),
+    "scrape without basic auth credentials": (
+        {"webConfig": {"enabled": True, "secretName": "hp-web", "basicAuth": True}, "serviceMonitor": {"enabled": True}},
+        "serviceMonitor.basicAuth.secretName is empty",
+    ),
+    "scrape without a client certificate": (
+        {"webConfig": {"enabled": True, "secretName": "hp-web", "tls": True, "requireClientCert": True}, "serviceMonitor": {"enabled": True}},
+        "serviceMonitor.tlsConfig.cert or keySecret is empty",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def chart_without_schema(tmp_path_factory):
+    """The chart as `helm install --skip-schema-validation` sees it."""
+    copy_dir = tmp_path_factory.mktemp("chart") / "healthprobe"
+    shutil.copytree(CHART, copy_dir)
+    (copy_dir / "values.schema.json").unlink()
+    with helm.Chart.load(copy_dir) as c:
+        yield c
+
+
+@pytest.mark.parametrize("case", sorted(WEB_FAILS))
+def test_web_config_contradictions_fail_in_the_template(chart, chart_without_schema, case):
+    """The schema refuses these, and the templates too, with a message that
+    says what to set, when the schema is skipped."""
+    values, message = WEB_FAILS[case]
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(copy.deepcopy(values))
+    with pytest.raises(helm.HelmRenderError) as e:
+        chart_without_schema.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE)
+    assert message in str(e.value)
+
+
 BAD_VALUES = {
     "unknown kind": {"kind": "StatefulSet"},
     "kind lowercase": {"kind": "daemonset"},
@@ -432,6 +667,20 @@ BAD_VALUES = {
     "user check not an object": {"checks": {"shop": 42}},
     "user pack without checks": {"checks": {"shop": {"pack": "shop"}}},
     "concurrency zero": {"config": {"packs": {}, "concurrency": 0}},
+    "webConfig enabled without secretName": {"webConfig": {"enabled": True, "tls": True}},
+    "webConfig unknown key": {"webConfig": {"enabled": True, "secretName": "s", "caFile": "ca.crt"}},
+    "webConfig tls as string": {"webConfig": {"tls": "true"}},
+    "webConfig file with a slash": {"webConfig": {"secretName": "s", "file": "web/config.yml"}},
+    "webConfig secretName uppercase": {"webConfig": {"secretName": "Web"}},
+    "webConfig client certs without tls": {"webConfig": {"enabled": True, "secretName": "s", "requireClientCert": True}},
+    "scrape basic auth without a secret": {"webConfig": {"enabled": True, "secretName": "s", "basicAuth": True}, "serviceMonitor": {"enabled": True}},
+    "scrape client certs without a cert": {"webConfig": {"enabled": True, "secretName": "s", "tls": True, "requireClientCert": True}, "serviceMonitor": {"enabled": True}},
+    "tlsConfig ca from secret and configMap": {"serviceMonitor": {"tlsConfig": {"ca": {"secret": {"name": "a", "key": "b"}, "configMap": {"name": "a", "key": "b"}}}}},
+    "tlsConfig ca without key": {"serviceMonitor": {"tlsConfig": {"ca": {"secret": {"name": "a"}}}}},
+    "tlsConfig cert without keySecret": {"serviceMonitor": {"tlsConfig": {"cert": {"secret": {"name": "a", "key": "tls.crt"}}}}},
+    "tlsConfig insecureSkipVerify as string": {"serviceMonitor": {"tlsConfig": {"insecureSkipVerify": "false"}}},
+    "tlsConfig serverName with a scheme": {"serviceMonitor": {"tlsConfig": {"serverName": "https://hp"}}},
+    "basicAuth unknown key": {"serviceMonitor": {"basicAuth": {"secret": "s"}}},
 }
 
 
