@@ -91,6 +91,26 @@ pub enum FamilyType {
     Counter,
 }
 
+impl Family {
+    /// A gauge family.
+    pub const fn gauge(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: FamilyType::Gauge,
+        }
+    }
+
+    /// A counter family.
+    pub const fn counter(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: FamilyType::Counter,
+        }
+    }
+}
+
 impl FamilyType {
     /// The type's name in a `# TYPE` line.
     pub fn as_str(self) -> &'static str {

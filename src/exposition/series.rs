@@ -296,24 +296,12 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::checks::{FamilyType, Outcome, Sample};
+    use crate::checks::{Outcome, Sample};
 
-    static A: Family = Family {
-        name: "healthprobe_test_a",
-        help: "A.",
-        kind: FamilyType::Gauge,
-    };
-    static B: Family = Family {
-        name: "healthprobe_test_b",
-        help: "B.",
-        kind: FamilyType::Counter,
-    };
+    static A: Family = Family::gauge("healthprobe_test_a", "A.");
+    static B: Family = Family::counter("healthprobe_test_b", "B.");
     /// Another static with A's name, as two kinds declaring one family.
-    static A_AGAIN: Family = Family {
-        name: "healthprobe_test_a",
-        help: "A.",
-        kind: FamilyType::Gauge,
-    };
+    static A_AGAIN: Family = Family::gauge("healthprobe_test_a", "A.");
 
     fn sample(family: &'static Family, label: &str, value: f64) -> Sample {
         Sample {
