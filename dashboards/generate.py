@@ -553,11 +553,15 @@ def overview() -> dict:
     b.add(bargauge("Checks configured by pack", [target(f"healthprobe_checks_configured{{{SEL}}}", "{{instance}} {{pack}}", instant=True)],
                    "short", (("green", None),), "healthprobe_checks_configured per pack.", min_=0), 12, 8)
     b.add(timeseries("Memory (resident)", [target(f"process_resident_memory_bytes{{{AGENT}}}", "{{instance}}")], "bytes",
-                     "Resident memory of the agent process."), 8, 7)
+                     "Resident memory of the agent process."), 6, 7)
     b.add(timeseries("CPU", [target(f"rate(process_cpu_seconds_total{{{AGENT}}}[$__rate_interval])", "{{instance}}")], "short",
-                     "CPU used by the agent, in cores."), 8, 7)
+                     "CPU used by the agent, in cores."), 6, 7)
     b.add(timeseries("Open file descriptors", [target(f"process_open_fds{{{AGENT}}} / process_max_fds{{{AGENT}}}", "{{instance}}")],
-                     "percentunit", "Open file descriptors as a share of the limit.", min=0), 8, 7)
+                     "percentunit", "Open file descriptors as a share of the limit.", min=0), 6, 7)
+    render = f"sum by (instance, le) (rate(healthprobe_metrics_render_duration_seconds_bucket{{{AGENT}}}[$__rate_interval]))"
+    b.add(timeseries("/metrics render time", [target(f"histogram_quantile(0.99, {render})", "p99 {{instance}}")], "s",
+                     "Time to put the /metrics page together (healthprobe_metrics_render_duration_seconds), without sending it: "
+                     "a few milliseconds for 10,000 checks. Prometheus' own scrape_duration_seconds adds the transfer."), 6, 7)
     return dashboard("healthprobe-overview", "healthprobe / Overview",
                      "Every healthprobe check: state, failures with their guide links, timings, and the agent's own health.", None, b)
 

@@ -401,7 +401,8 @@ def test_agent_exports_what_the_dashboards_read(world, firing):
               "healthprobe_http_status_code", "healthprobe_tls_cert_not_after_timestamp_seconds",
               "healthprobe_log_matches_total", "healthprobe_build_info", "healthprobe_config_last_reload_successful",
               "healthprobe_config_last_reload_success_timestamp_seconds", "healthprobe_checks_configured",
-              "healthprobe_scheduler_lag_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total",
+              "healthprobe_scheduler_lag_seconds", "healthprobe_metrics_render_duration_seconds",
+              "process_resident_memory_bytes", "process_cpu_seconds_total",
               "process_open_fds", "process_max_fds"):
         assert f in families, f"{f} missing from the agent's /metrics"
     for c in TLS_CHECKS:
