@@ -144,6 +144,11 @@ class Exporter:
             s("healthprobe_scheduler_lag_seconds_bucket", {"le": le}, k * n)
         out.append(f"healthprobe_scheduler_lag_seconds_sum {0.02 * n}")
         out.append(f"healthprobe_scheduler_lag_seconds_count {4 * n}")
+        fam("healthprobe_metrics_render_duration_seconds", "histogram", "Render time.")
+        for le, k in (("0.001", 2), ("0.01", 3), ("+Inf", 3)):
+            s("healthprobe_metrics_render_duration_seconds_bucket", {"le": le}, k * n)
+        out.append(f"healthprobe_metrics_render_duration_seconds_sum {0.005 * n}")
+        out.append(f"healthprobe_metrics_render_duration_seconds_count {3 * n}")
         fam("process_resident_memory_bytes", "gauge", "RSS.")
         out.append("process_resident_memory_bytes 12345678")
         fam("process_cpu_seconds_total", "counter", "CPU.")
