@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::error!(at, "panic: {}", healthprobe::redact::redact(&what));
     }));
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    healthprobe::support::tls::ensure_default_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

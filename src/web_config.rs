@@ -464,7 +464,7 @@ fn tls_config(
     if !ok || (verify && roots.is_none()) {
         return None;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::support::tls::provider();
     let builder = match rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
     {

@@ -98,7 +98,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 /// provider): the MySQL driver builds its TLS config with rustls' default
 /// builder. The binary installs it at start; this covers tests and library
 /// use.
-pub(crate) fn ensure_default_provider() {
+pub fn ensure_default_provider() {
     let _ = (*provider()).clone().install_default();
 }
 
