@@ -10,9 +10,11 @@
 //!   one closed enum of kinds; [`checks::runner`] runs one check under its hard
 //!   timeout and turns panics into results.
 //! - [`scheduler`]: a task per check, jitter, global concurrency limit.
-//! - [`store`]: the latest result of every check; scrapes only read it.
-//! - [`exposition`]: `/metrics` (check families written from the store, the
-//!   agent's own metrics through the `prometheus` crate).
+//! - [`store`]: the latest result of every check, with the text of its
+//!   series written when it ran; scrapes only read it.
+//! - [`exposition`]: `/metrics` (each check's series copied from the store
+//!   family by family, the agent's own metrics through the `prometheus`
+//!   crate).
 //! - [`server`]: the HTTP endpoints, on hyper.
 //! - [`agent`]: the running agent that ties store, scheduler and server.
 //! - [`view`], [`report`], [`status_page`]: what people and programs read.
