@@ -1,6 +1,6 @@
 //! Configuration: YAML with positions ([`yaml`]), interpolation ([`interp`]),
 //! the apps' `.env` files ([`dotenv`]), the file types ([`model`]) and the
-//! loader that puts them together ([`load`]).
+//! loader that puts them together ([`load()`]).
 
 pub mod condition;
 pub mod dotenv;

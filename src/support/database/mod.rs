@@ -1,5 +1,5 @@
 //! What the database kinds (`mysql`, `postgres`, `migrations`) share: the
-//! connection fields of their blocks ([`database_spec!`]), the validated
+//! connection fields of their blocks (`database_spec!`), the validated
 //! [`Connection`], one run's steps under the check's deadline ([`Run`]: DNS,
 //! connect, queries, each timed and each with its own timeout message), a
 //! [`Session`] that hides which driver answers, and the query-to-value model
