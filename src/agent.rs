@@ -61,6 +61,11 @@ pub struct Agent {
     pub metrics: SelfMetrics,
     /// Shares `/metrics` renders between concurrent scrapes.
     pub page: crate::exposition::SharedRender,
+    /// The same, gzip-compressed: compressing takes longer than rendering,
+    /// so the compressed page is shared the way the page is (a scrape that
+    /// rendered its own page and waited for a turn to compress it made
+    /// ten gzip scrapers cost ten renders and ten compressions).
+    pub gzipped_page: crate::exposition::SharedRender,
     sem: Arc<Semaphore>,
     /// Lookups by `PACK/NAME` for `/probe` and `/push`.
     probes: ArcSwap<HashMap<String, Scheduled>>,
@@ -96,6 +101,7 @@ impl Agent {
             store: Store::default(),
             metrics: SelfMetrics::new(),
             page: Default::default(),
+            gzipped_page: Default::default(),
             sem: Arc::new(Semaphore::new(loaded.concurrency)),
             probes: ArcSwap::from_pointee(HashMap::new()),
             running: Mutex::new(HashMap::new()),

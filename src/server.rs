@@ -197,18 +197,39 @@ pub async fn route(agent: &Arc<Agent>, req: Request<Incoming>) -> Response<Body>
     match path.as_str() {
         "/metrics" if get => {
             let a = agent.clone();
-            let body = agent
-                .page
-                .page(move |buf| {
-                    let started = std::time::Instant::now();
-                    let page = exposition::render_into(&a.store, &a.metrics, buf);
-                    a.metrics
-                        .render_duration
-                        .observe(started.elapsed().as_secs_f64());
-                    page
-                })
-                .await;
-            respond(StatusCode::OK, exposition::CONTENT_TYPE, body)
+            let render = move |buf| {
+                let started = std::time::Instant::now();
+                let page = exposition::render_into(&a.store, &a.metrics, buf);
+                a.metrics
+                    .render_duration
+                    .observe(started.elapsed().as_secs_f64());
+                page
+            };
+            let gzip = req
+                .headers()
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(exposition::accepts_gzip));
+            let mut resp = if gzip {
+                let body = agent
+                    .gzipped_page
+                    .page(move |buf| exposition::gzip(&render(buf)))
+                    .await;
+                let mut r = respond(StatusCode::OK, exposition::CONTENT_TYPE, body);
+                r.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    header::HeaderValue::from_static("gzip"),
+                );
+                r
+            } else {
+                let body = agent.page.page(render).await;
+                respond(StatusCode::OK, exposition::CONTENT_TYPE, body)
+            };
+            resp.headers_mut().insert(
+                header::VARY,
+                header::HeaderValue::from_static("Accept-Encoding"),
+            );
+            resp
         }
         "/-/healthy" if get => text(StatusCode::OK, "Healthy\n"),
         "/-/ready" if get => {

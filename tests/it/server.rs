@@ -68,3 +68,53 @@ fn unknown_paths_and_methods_are_answered_plainly() {
         Some("text/html; charset=utf-8")
     );
 }
+
+/// A scraper that accepts gzip (Prometheus does by default) gets the page
+/// compressed, the same families inside; one that does not, or refuses it,
+/// gets plain text. Both are told the answer varies with Accept-Encoding.
+#[test]
+fn metrics_are_gzipped_for_scrapers_that_accept_it() {
+    use crate::support::http;
+    let agent = agent();
+    let url = format!("{}/metrics", agent.url());
+    let families = |text: &str| -> Vec<String> {
+        let mut f: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(str::to_string)
+            .collect();
+        f.sort();
+        f
+    };
+    let plain = http::get(&url).unwrap();
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let zipped = http::request("GET", &url, &[("Accept-Encoding", "gzip")], &[]).unwrap();
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(zipped.header("vary"), Some("Accept-Encoding"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert!(zipped.body.len() < text.len(), "compressed");
+    assert!(
+        text.contains("# TYPE healthprobe_check_success gauge"),
+        "{text}"
+    );
+    assert_eq!(families(&text), families(&plain.text()));
+    let refused = http::request(
+        "GET",
+        &url,
+        &[("Accept-Encoding", "gzip;q=0, identity")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(refused.header("content-encoding"), None);
+    assert!(
+        refused
+            .text()
+            .contains("# TYPE healthprobe_check_success gauge")
+    );
+}
