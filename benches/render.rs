@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use healthprobe::checks::{Family, FamilyType, KindName, Outcome, Reason, Sample, Severity};
+use healthprobe::checks::{Family, KindName, Outcome, Reason, Sample, Severity};
 use healthprobe::config::CheckMeta;
 use healthprobe::exposition::{self, SelfMetrics};
 use healthprobe::store::{RunRecord, Slot, Store};
 
-static PHASE: Family = Family {
-    name: "healthprobe_http_phase_duration_seconds",
-    help: "Time spent in each phase of the request.",
-    kind: FamilyType::Gauge,
-};
+static PHASE: Family = Family::gauge(
+    "healthprobe_http_phase_duration_seconds",
+    "Time spent in each phase of the request.",
+);
 
 /// A store holding `n` checks, each with a result.
 pub fn store(n: usize) -> Store {
@@ -62,17 +61,12 @@ pub fn store(n: usize) -> Store {
     Store::new(slots)
 }
 
-static STATUS: Family = Family {
-    name: "healthprobe_http_status_code",
-    help: "Status code of the last HTTP response.",
-    kind: FamilyType::Gauge,
-};
+static STATUS: Family = Family::gauge(
+    "healthprobe_http_status_code",
+    "Status code of the last HTTP response.",
+);
 
-static REDIRECTS: Family = Family {
-    name: "healthprobe_http_redirects",
-    help: "Redirects followed.",
-    kind: FamilyType::Gauge,
-};
+static REDIRECTS: Family = Family::gauge("healthprobe_http_redirects", "Redirects followed.");
 
 /// A store of `n` passing http checks, each with the seven samples an http
 /// run leaves (five phases, status code, redirects): the store of

@@ -29,15 +29,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext};
-use super::{Family, FamilyType, Sample};
+use super::{Family, Sample};
 use crate::support::{blocking, net, users};
 
 /// `healthprobe_docker_info{version,api_version}`: 1 when the engine answered.
-pub static DOCKER_INFO: Family = Family {
-    name: "healthprobe_docker_info",
-    help: "The Docker engine's version and API version (value 1) when it answered.",
-    kind: FamilyType::Gauge,
-};
+pub static DOCKER_INFO: Family = Family::gauge(
+    "healthprobe_docker_info",
+    "The Docker engine's version and API version (value 1) when it answered.",
+);
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";

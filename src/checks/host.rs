@@ -21,14 +21,14 @@ use serde::Deserialize;
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, System};
 
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext};
-use super::{Family, FamilyType, Sample};
+use super::{Family, Sample};
 use crate::support::blocking;
 use crate::support::units::{bytes, percent};
 
 /// Declares the kind's gauge families.
 macro_rules! gauges {
     ($($id:ident = $name:literal, $help:literal;)*) => {
-        $(pub static $id: Family = Family { name: $name, help: $help, kind: FamilyType::Gauge };)*
+        $(pub static $id: Family = Family::gauge($name, $help);)*
     };
 }
 

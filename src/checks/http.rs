@@ -35,8 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use url::Url;
 
+use super::Family;
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext, Sample, shared_regex};
-use super::{Family, FamilyType};
 use crate::config::duration::Dur;
 use crate::redact::{MASK, is_secret_key, redact};
 use crate::support::net::{self, Failure, IpFamily, Stream, Target, Trace, excerpt, secs};
@@ -48,23 +48,20 @@ pub const MAX_REDIRECTS: usize = 10;
 /// The phases of `healthprobe_http_phase_duration_seconds`, in order.
 pub const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 
-static PHASE_DURATION: Family = Family {
-    name: "healthprobe_http_phase_duration_seconds",
-    help: "Duration of each phase of the last HTTP request (resolve, connect, tls, processing = waiting for the response headers, transfer = reading the body), summed over redirects",
-    kind: FamilyType::Gauge,
-};
+static PHASE_DURATION: Family = Family::gauge(
+    "healthprobe_http_phase_duration_seconds",
+    "Duration of each phase of the last HTTP request (resolve, connect, tls, processing = waiting for the response headers, transfer = reading the body), summed over redirects",
+);
 
-static STATUS_CODE: Family = Family {
-    name: "healthprobe_http_status_code",
-    help: "Status code of the last HTTP response (0 when none was received)",
-    kind: FamilyType::Gauge,
-};
+static STATUS_CODE: Family = Family::gauge(
+    "healthprobe_http_status_code",
+    "Status code of the last HTTP response (0 when none was received)",
+);
 
-static REDIRECTS: Family = Family {
-    name: "healthprobe_http_redirects",
-    help: "Redirects followed by the last HTTP check run",
-    kind: FamilyType::Gauge,
-};
+static REDIRECTS: Family = Family::gauge(
+    "healthprobe_http_redirects",
+    "Redirects followed by the last HTTP check run",
+);
 
 /// How many bytes of the answer are kept to show when it is not HTTP.
 const SEEN_BYTES: usize = 64;

@@ -32,17 +32,16 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::outcome::{Family, FamilyType, Sample};
+use super::outcome::{Family, Sample};
 use super::{BuildContext, Check, FieldError, Outcome, Reason, RunContext, compile_regex};
 use crate::support::paths::{self, Glob};
 use crate::support::{blocking, units};
 
 /// Lines matching each signature, counted since the agent started.
-pub static LOG_MATCHES: Family = Family {
-    name: "healthprobe_log_matches_total",
-    help: "New log lines matching each signature of a log check since the agent started (lines written before its first run are not counted).",
-    kind: FamilyType::Counter,
-};
+pub static LOG_MATCHES: Family = Family::counter(
+    "healthprobe_log_matches_total",
+    "New log lines matching each signature of a log check since the agent started (lines written before its first run are not counted).",
+);
 
 const DEFAULT_MAX_READ: u64 = 8 << 20;
 const DEFAULT_MAX_LINE: u64 = 16 << 10;

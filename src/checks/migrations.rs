@@ -25,20 +25,17 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{
-    BuildContext, Check, Family, FamilyType, FieldError, Outcome, Reason, RunContext, Sample,
-};
+use super::{BuildContext, Check, Family, FieldError, Outcome, Reason, RunContext, Sample};
 use crate::support::database::{
     Connection, DbError, Engine, Run, database_spec, quote_identifier, validate_identifier,
 };
 
 /// Migrations by state: `pending`, `pending_post_deploy` (the pending ones in
 /// post-deployment directories), `unknown` (in the database, no file), `applied`.
-pub static MIGRATIONS: Family = Family {
-    name: "healthprobe_migrations",
-    help: "Migrations by state (pending, pending_post_deploy, unknown: recorded in the database with no file, applied).",
-    kind: FamilyType::Gauge,
-};
+pub static MIGRATIONS: Family = Family::gauge(
+    "healthprobe_migrations",
+    "Migrations by state (pending, pending_post_deploy, unknown: recorded in the database with no file, applied).",
+);
 
 /// How many pending or unknown migrations a message names.
 const NAMED: usize = 5;

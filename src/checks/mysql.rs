@@ -10,27 +10,23 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{
-    BuildContext, Check, Family, FamilyType, FieldError, Outcome, Reason, RunContext, Sample,
-};
+use super::{BuildContext, Check, Family, FieldError, Outcome, Reason, RunContext, Sample};
 use crate::support::database::{
     Connection, DbError, Engine, Run, Session, ValueJudge, database_spec, human_bytes,
     measure_query, parse_number, shorten, validate_identifier,
 };
 
 /// Connections counted by `connection_headroom` (`Threads_connected` or `Max_used_connections`).
-pub static CONNECTIONS: Family = Family {
-    name: "healthprobe_mysql_connections",
-    help: "Connections counted by a mysql connection_headroom check (label status: the status variable read).",
-    kind: FamilyType::Gauge,
-};
+pub static CONNECTIONS: Family = Family::gauge(
+    "healthprobe_mysql_connections",
+    "Connections counted by a mysql connection_headroom check (label status: the status variable read).",
+);
 
 /// The server's `max_connections`, read by `connection_headroom`.
-pub static MAX_CONNECTIONS: Family = Family {
-    name: "healthprobe_mysql_max_connections",
-    help: "The server's max_connections, read by a mysql connection_headroom check.",
-    kind: FamilyType::Gauge,
-};
+pub static MAX_CONNECTIONS: Family = Family::gauge(
+    "healthprobe_mysql_max_connections",
+    "The server's max_connections, read by a mysql connection_headroom check.",
+);
 
 database_spec! { query;
     /// The `mysql:` block: where the server is, how to log in, and one of

@@ -30,16 +30,15 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
 
 use super::Sample;
-use super::{BuildContext, Check, Family, FamilyType, FieldError, Outcome, Reason, RunContext};
+use super::{BuildContext, Check, Family, FieldError, Outcome, Reason, RunContext};
 use crate::support::net::{self, Failure, IpFamily, Stream, Target, Trace, excerpt, secs};
 use crate::support::tls::{self, CertInfo, TlsClient, TlsOptions};
 
 /// `healthprobe_smtp_step_duration_seconds{step}`.
-pub static STEP_DURATION: Family = Family {
-    name: "healthprobe_smtp_step_duration_seconds",
-    help: "Time spent in each step of the last SMTP session (connect, tls, banner, ehlo, starttls, auth)",
-    kind: FamilyType::Gauge,
-};
+pub static STEP_DURATION: Family = Family::gauge(
+    "healthprobe_smtp_step_duration_seconds",
+    "Time spent in each step of the last SMTP session (connect, tls, banner, ehlo, starttls, auth)",
+);
 
 /// How the session is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -17,8 +17,7 @@ use tokio::time::Instant;
 
 use super::bounds::ValueBounds;
 use super::{
-    BuildContext, Check, Family, FamilyType, FieldError, Outcome, Reason, RunContext, Sample,
-    compile_regex,
+    BuildContext, Check, Family, FieldError, Outcome, Reason, RunContext, Sample, compile_regex,
 };
 use crate::support::net::{self, Failure, IpFamily, Target, Trace, excerpt, secs};
 use crate::support::tls::{TlsClient, TlsOptions};
@@ -26,11 +25,10 @@ use crate::support::tls::{TlsClient, TlsOptions};
 /// The phases of `healthprobe_tcp_phase_duration_seconds`, in order.
 pub const PHASES: [&str; 4] = ["resolve", "connect", "tls", "exchange"];
 
-static PHASE_DURATION: Family = Family {
-    name: "healthprobe_tcp_phase_duration_seconds",
-    help: "Duration of each phase of the last TCP check (resolve, connect, tls, exchange = sending and reading until the expected answer)",
-    kind: FamilyType::Gauge,
-};
+static PHASE_DURATION: Family = Family::gauge(
+    "healthprobe_tcp_phase_duration_seconds",
+    "Duration of each phase of the last TCP check (resolve, connect, tls, exchange = sending and reading until the expected answer)",
+);
 
 fn default_max_read() -> u64 {
     64 * 1024

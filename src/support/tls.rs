@@ -43,15 +43,14 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::net::{Failure, secs};
-use crate::checks::{Family, FamilyType, FieldError, Reason, Sample};
+use crate::checks::{Family, FieldError, Reason, Sample};
 
 /// `healthprobe_tls_cert_not_after_timestamp_seconds`: shared by every kind
 /// that speaks TLS.
-pub static CERT_NOT_AFTER: Family = Family {
-    name: "healthprobe_tls_cert_not_after_timestamp_seconds",
-    help: "Expiry (notAfter) of the server's certificate seen by the last run, as a Unix timestamp",
-    kind: FamilyType::Gauge,
-};
+pub static CERT_NOT_AFTER: Family = Family::gauge(
+    "healthprobe_tls_cert_not_after_timestamp_seconds",
+    "Expiry (notAfter) of the server's certificate seen by the last run, as a Unix timestamp",
+);
 
 /// The `tls:` block of network kinds.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]

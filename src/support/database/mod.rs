@@ -32,17 +32,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::secret::{Secret, SecretSource};
+use crate::checks::Family;
 use crate::checks::bounds::{ValueBounds, fmt as fmt_number};
 use crate::checks::{BuildContext, FieldError, Outcome, Reason, RunContext, Sample};
-use crate::checks::{Family, FamilyType};
 use crate::config::duration::Dur;
 
 /// Time spent in each step of a database check (`dns`, `connect`, `query`).
-pub static PHASE_DURATION: Family = Family {
-    name: "healthprobe_database_phase_duration_seconds",
-    help: "Time spent in each step of the last run of a database check (dns, connect, query).",
-    kind: FamilyType::Gauge,
-};
+pub static PHASE_DURATION: Family = Family::gauge(
+    "healthprobe_database_phase_duration_seconds",
+    "Time spent in each step of the last run of a database check (dns, connect, query).",
+);
 
 /// Which server a check talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
