@@ -333,15 +333,18 @@ fn a_bad_web_config_stops_the_agent_with_the_position() {
     let listen = format!("127.0.0.1:{port}");
     let w = web.to_str().unwrap();
     let c = checks.to_str().unwrap();
-    let (code, err) = run_with(&[
-        "run",
-        "--listen",
-        &listen,
-        "--checks",
-        c,
-        "--web.config.file",
-        w,
-    ]);
+    let run_agent = |web_config: &str| {
+        run_with(&[
+            "run",
+            "--listen",
+            &listen,
+            "--checks",
+            c,
+            "--web.config.file",
+            web_config,
+        ])
+    };
+    let (code, err) = run_agent(w);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(&format!(
@@ -378,15 +381,7 @@ fn a_bad_web_config_stops_the_agent_with_the_position() {
         assert!(!err.contains("plain-text-password"), "{err}");
     }
     // A missing file.
-    let (code, err) = run_with(&[
-        "run",
-        "--listen",
-        &listen,
-        "--checks",
-        c,
-        "--web.config.file",
-        "/nonexistent/web.yml",
-    ]);
+    let (code, err) = run_agent("/nonexistent/web.yml");
     assert_eq!(code, Some(2));
     assert!(err.contains("/nonexistent/web.yml: cannot read"), "{err}");
 }
